@@ -1,0 +1,20 @@
+# The two commands of the README: `make main` (flagship example end to end)
+# and `make test` (ruff, the test suite serially, MPI-marked tests on 2 ranks).
+SHELL := /bin/bash
+VENV := .venv
+PY := $(VENV)/bin/python
+export OPENBLAS_NUM_THREADS := 1
+export OMP_NUM_THREADS := 1
+
+.PHONY: setup main test
+
+setup:
+	scripts/bootstrap.sh
+
+main: setup
+	$(VENV)/bin/meanfield run examples/rbf_circle.toml
+
+test: setup
+	$(VENV)/bin/ruff check .
+	$(PY) -m pytest -q
+	$(VENV)/bin/mpiexec -n 2 $(PY) -m pytest -q -m mpi -p no:cacheprovider

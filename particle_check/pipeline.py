@@ -1,0 +1,72 @@
+"""The whole path for one config: PDE -> particle ensemble -> comparison -> report.
+
+Run directory layout::
+
+    <output>/config.toml, provenance.json
+    <output>/pde/         timeseries.csv, outputs.npz, rho.xdmf, summary.json
+    <output>/particles/   one npz per (n, seed) task
+    <output>/             comparison.csv, comparison.png, summary.json (written last)
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+from mpi4py import MPI
+
+from particle_check.compare import compare
+from particle_check.ensemble import run_ensemble
+from particle_check.report import write_report
+from solver.config import RunConfig
+from solver.io import RunDirectory
+from solver.provenance import provenance
+
+
+class RunExists(RuntimeError):
+    """The run directory already holds a finished result."""
+
+
+def prepare_run_dir(cfg: RunConfig, config_path: Path | None, comm: MPI.Comm,
+                    force: bool) -> RunDirectory:
+    """Create the run directory (rank 0); refuse a finished one unless force."""
+    rank0 = comm.rank == 0
+    finished = comm.bcast((cfg.output / "summary.json").exists() if rank0 else None, root=0)
+    if finished and not force:
+        raise RunExists(f"{cfg.output} holds a finished run; pass --force to overwrite it")
+    run_dir = RunDirectory(cfg.output, writer=rank0)
+    if rank0:
+        (cfg.output / "summary.json").unlink(missing_ok=True)
+        if config_path is not None:
+            shutil.copyfile(config_path, cfg.output / "config.toml")
+    run_dir.write_json("provenance.json", provenance(comm.size))
+    comm.barrier()
+    return run_dir
+
+
+def run_pde(cfg: RunConfig, run_dir: RunDirectory, comm: MPI.Comm):
+    """Solve the PDE of the config into <run>/pde."""
+    from solver.pde.solve import solve  # DOLFINx only when the PDE runs
+
+    if cfg.pde is None:
+        raise ValueError("[pde]: this config has no pde section")
+    pde_dir = RunDirectory(run_dir / "pde", writer=run_dir.writer)
+    return solve(cfg.problem, cfg.pde, pde_dir, comm)
+
+
+def run_comparison(cfg: RunConfig, run_dir: RunDirectory, comm: MPI.Comm) -> dict | None:
+    """PDE, then the particle ensemble at its output times, then the report (rank 0)."""
+    if cfg.particles is None:
+        raise ValueError("[particles]: this config has no particles section")
+    pde = run_pde(cfg, run_dir, comm)
+    part_dir = RunDirectory(run_dir / "particles", writer=True)
+    runs = run_ensemble(cfg.problem, cfg.particles, pde.times, part_dir, comm)
+    if comm.rank != 0:
+        return None
+    cmp = compare(cfg.problem.data.weights, pde.times, pde.f, pde.loss, pde.mc, runs)
+    summary = write_report(cmp, run_dir, f"{cfg.name}: PDE ({pde.cells} cells) vs particles")
+    summary["pde_wall_time_s"] = pde.wall_time
+    summary["pde_energy_monotone"] = bool(np.all(np.diff(pde.steps["energy"]) <= 0))
+    run_dir.write_json("summary.json", summary)
+    return summary

@@ -1,0 +1,335 @@
+"""TOML config -> Problem and run settings, validated before any work starts.
+
+Every error is a ConfigError naming the field (``section.key``), the value given
+and what is allowed. The layout (see examples/*.toml):
+
+    name, output            top level: run name, run directory
+    [problem]               t_final, beta (inf = noiseless), lambda
+    [unit]                  kind + its parameters
+    [data]                  kind + its parameters (a data quadrature)
+    [target]                kind = expression | teacher | data
+    [domain]                lower, upper (the parameter box)
+    [initial]               kind = gaussian | uniform | mixture
+    [pde]                   cells, scheme, integrator, cfl, outputs, snapshots, max_step
+    [particles]             n, seeds, dt, integrator, entropy
+"""
+
+from __future__ import annotations
+
+import math
+import tomllib
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from solver.model import density, quadrature, targets, units
+from solver.model.domain import Box
+from solver.model.problem import Problem
+from solver.settings import ParticleSettings, PDESettings
+
+
+class ConfigError(ValueError):
+    """A config value that cannot be used: names the field, the value and what is allowed."""
+
+
+@dataclass
+class RunConfig:
+    """A validated config: the Problem and the settings of its runs."""
+
+    name: str
+    output: Path
+    problem: Problem
+    pde: PDESettings | None
+    particles: ParticleSettings | None
+    source: dict[str, Any]
+
+
+class _Table:
+    """A TOML table read key by key; unknown keys are an error at ``done()``."""
+
+    def __init__(self, data: Any, path: str):
+        if not isinstance(data, dict):
+            raise ConfigError(f"{path}: expected a table, got {data!r}")
+        self.data, self.path, self.used = data, path, set()
+
+    def field(self, key: str) -> str:
+        return f"{self.path}.{key}" if self.path else key
+
+    def get(self, key: str, kind: str, default: Any = ..., *, check: Callable[[Any], bool]
+            | None = None, allowed: str = "") -> Any:
+        self.used.add(key)
+        if key not in self.data:
+            if default is ...:
+                raise ConfigError(f"{self.field(key)}: missing; expected {kind}")
+            return default
+        value = _coerce(self.data[key], kind)
+        if value is None or (check is not None and not check(value)):
+            raise ConfigError(
+                f"{self.field(key)}: got {self.data[key]!r}; expected {allowed or kind}"
+            )
+        return value
+
+    def choice(self, key: str, options: list[str] | tuple[str, ...], default: Any = ...) -> str:
+        value = self.get(key, "a string", default)
+        if value not in options:
+            raise ConfigError(
+                f"{self.field(key)}: got {value!r}; allowed: {', '.join(options)}"
+            )
+        return value
+
+    def table(self, key: str, required: bool = True) -> _Table | None:
+        self.used.add(key)
+        if key not in self.data:
+            if required:
+                raise ConfigError(f"[{self.field(key)}]: missing section")
+            return None
+        return _Table(self.data[key], self.field(key))
+
+    def done(self) -> None:
+        unknown = sorted(set(self.data) - self.used)
+        if unknown:
+            raise ConfigError(
+                f"{self.field(unknown[0])}: unknown key; allowed here: "
+                f"{', '.join(sorted(self.used)) or 'none'}"
+            )
+
+
+_LIST_ITEM = {
+    "a list of numbers": "a number",
+    "a list of integers": "an integer",
+    "a list of lists of numbers": "a list of numbers",
+}
+
+
+def _coerce(value: Any, kind: str) -> Any:
+    """value as kind ('a number', 'an integer', 'a string', 'a boolean', a list kind), or None."""
+    if kind in _LIST_ITEM:
+        if not isinstance(value, list) or not value:
+            return None
+        items = [_coerce(v, _LIST_ITEM[kind]) for v in value]
+        return None if any(v is None for v in items) else items
+    if kind == "a number":
+        ok = isinstance(value, int | float) and not isinstance(value, bool)
+        return float(value) if ok and not math.isnan(value) else None
+    if kind == "an integer":
+        return value if isinstance(value, int) and not isinstance(value, bool) else None
+    if kind == "a string":
+        return value if isinstance(value, str) else None
+    if kind == "a boolean":
+        return value if isinstance(value, bool) else None
+    raise AssertionError(kind)
+
+
+def _finite(v: Any) -> bool:
+    return all(math.isfinite(x) for x in (v if isinstance(v, list) else [v]))
+
+
+def _positive(v: Any) -> bool:
+    return all(x > 0 for x in (v if isinstance(v, list) else [v]))
+
+
+def _build(section: _Table, make: Callable[[], Any]) -> Any:
+    """Run a constructor; its ValueError becomes a ConfigError naming the section."""
+    try:
+        return make()
+    except ConfigError:
+        raise
+    except ValueError as err:
+        raise ConfigError(f"[{section.path}]: {err}") from err
+
+
+UNIT_KINDS = ("linear", "rbf", "circle_rbf", "neuron", "fixed_output_neuron")
+
+
+def _unit(t: _Table) -> units.Unit:
+    kind = t.choice("kind", UNIT_KINDS)
+    pos = {"check": _positive, "allowed": "a positive integer"}
+    if kind == "circle_rbf":
+        width = t.get("width", "a number", check=lambda w: w > 0, allowed="a number > 0")
+        return _build(t, lambda: units.CircleRBFUnit(width))
+    d = t.get("dim", "an integer", **pos)
+    if kind == "linear":
+        return _build(t, lambda: units.LinearUnit(d))
+    if kind == "rbf":
+        width = t.get("width", "a number", check=lambda w: w > 0, allowed="a number > 0")
+        return _build(t, lambda: units.RBFUnit(d, width))
+    activation = t.choice("activation", tuple(units.ACTIVATIONS))
+    if kind == "neuron":
+        c = t.get("output_weight", "a number", None, check=_finite, allowed="a finite number")
+        return _build(t, lambda: units.NeuronUnit(d, activation, output_weight=c))
+    bias = t.get("bias", "a boolean", False)
+    return _build(t, lambda: units.FixedOutputNeuron(d, activation, bias=bias))
+
+
+def _data(t: _Table, base: Path) -> quadrature.DataQuadrature:
+    kind = t.choice("kind", tuple(quadrature.QUADRATURES))
+    nums = "a list of numbers"
+    pos_int = {"check": _positive, "allowed": "a positive integer"}
+    if kind == "gauss_legendre":
+        lo, hi = t.get("lower", nums), t.get("upper", nums)
+        n = t.get("n", "an integer", **pos_int)
+        return _build(t, lambda: quadrature.gauss_legendre(lo, hi, n))
+    if kind == "gauss_hermite":
+        mean = t.get("mean", nums)
+        std = t.get("std", "a number", check=_positive, allowed="a number > 0")
+        n = t.get("n", "an integer", **pos_int)
+        return _build(t, lambda: quadrature.gauss_hermite(mean, std, n))
+    if kind == "circle_lattice":
+        m = t.get("points", "an integer", **pos_int)
+        return _build(t, lambda: quadrature.circle_lattice(m, t.get("offset", "a number", 0.0)))
+    if kind == "sphere_product":
+        n = t.get("n", "an integer", **pos_int)
+        return _build(t, lambda: quadrature.sphere_product(n))
+    if kind == "monte_carlo":
+        law = t.choice("law", ("uniform_box", "gaussian", "sphere"))
+        m = t.get("points", "an integer", **pos_int)
+        seed = t.get("seed", "an integer", 0)
+        params = {
+            "uniform_box": lambda: {"lower": t.get("lower", nums), "upper": t.get("upper", nums)},
+            "gaussian": lambda: {"mean": t.get("mean", nums),
+                                 "std": t.get("std", "a number", check=_positive)},
+            "sphere": lambda: {"dim": t.get("dim", "an integer", **pos_int)},
+        }[law]()
+        return _build(t, lambda: quadrature.monte_carlo(law, m, seed, **params))
+    path = Path(t.get("path", "a string"))
+    path = path if path.is_absolute() else base / path
+    if not path.exists():
+        raise ConfigError(f"{t.field('path')}: file {str(path)!r} does not exist")
+    return _build(t, lambda: quadrature.from_file(path))
+
+
+def _target(t: _Table, unit: units.Unit, data: quadrature.DataQuadrature) -> targets.Target:
+    kind = t.choice("kind", ("expression", "teacher", "data"))
+    if kind == "expression":
+        expr = t.get("expression", "a string")
+        return _build(t, lambda: targets.ExpressionTarget(expr, data.dim))
+    if kind == "teacher":
+        theta = t.get("theta", "a list of lists of numbers")
+        coeffs = t.get("coefficients", "a list of numbers", None)
+        return _build(t, lambda: targets.TeacherTarget(unit, theta, coeffs))
+    if data.targets is None:
+        raise ConfigError(f"{t.field('kind')}: 'data' needs a data file with a y column")
+    return targets.TabulatedTarget(data.points, data.targets)
+
+
+def _initial(t: _Table) -> density.Density:
+    kind = t.choice("kind", ("gaussian", "uniform", "mixture"))
+    nums = "a list of numbers"
+    if kind == "gaussian":
+        mean = t.get("mean", nums, check=_finite, allowed="finite numbers")
+        std = t.get("std", nums, check=_positive, allowed="positive numbers")
+        return _build(t, lambda: density.Gaussian(mean, std))
+    if kind == "uniform":
+        lo, hi = t.get("lower", nums), t.get("upper", nums)
+        return _build(t, lambda: density.Uniform(lo, hi))
+    means = t.get("means", "a list of lists of numbers")
+    stds = t.get("stds", "a list of lists of numbers", check=lambda s: all(map(_positive, s)),
+                 allowed="positive numbers")
+    probs = t.get("weights", nums, [1.0] * len(means))
+    if len(stds) != len(means):
+        raise ConfigError(f"{t.field('stds')}: need one std list per mean ({len(means)})")
+    return _build(t, lambda: density.GaussianMixture(
+        tuple(density.Gaussian(m, s) for m, s in zip(means, stds, strict=True)), probs))
+
+
+def _pde(t: _Table, dim: int) -> PDESettings:
+    cells = t.get("cells", "a list of integers", check=_positive, allowed="positive integers")
+    if len(cells) != dim:
+        raise ConfigError(
+            f"{t.field('cells')}: got {cells}; the parameter space has dimension {dim}, "
+            f"give {dim} cell counts"
+        )
+    return _build(t, lambda: PDESettings(
+        cells=tuple(cells),
+        scheme=t.choice("scheme", ("upwind_fv",), "upwind_fv"),
+        integrator=t.choice("integrator", ("euler", "ssprk2"), "ssprk2"),
+        cfl=t.get("cfl", "a number", 0.5, check=lambda c: 0 < c <= 1, allowed="0 < cfl <= 1"),
+        outputs=t.get("outputs", "an integer", 50, check=_positive, allowed="an integer >= 1"),
+        snapshots=t.get("snapshots", "an integer", 6, check=lambda s: s >= 0,
+                        allowed="an integer >= 0"),
+        max_step=t.get("max_step", "a number", math.inf, check=_positive, allowed="a number > 0"),
+    ))
+
+
+def _particles(t: _Table) -> ParticleSettings:
+    return _build(t, lambda: ParticleSettings(
+        n=tuple(t.get("n", "a list of integers", check=_positive, allowed="positive integers")),
+        seeds=t.get("seeds", "an integer", 4, check=_positive, allowed="an integer >= 1"),
+        dt=t.get("dt", "a number", 0.01, check=lambda v: _finite(v) and v > 0,
+                 allowed="a finite number > 0"),
+        integrator=t.choice("integrator", ("euler", "rk4"), "rk4"),
+        entropy=t.get("entropy", "an integer", 0, check=lambda v: v >= 0,
+                      allowed="an integer >= 0"),
+    ))
+
+
+def parse(raw: dict[str, Any], base: Path = Path(".")) -> RunConfig:
+    """Validate a config dict (as read from TOML) into a RunConfig."""
+    top = _Table(raw, "")
+    name = top.get("name", "a string", "run")
+    output = Path(top.get("output", "a string", f"runs/{name}"))
+    prob = top.table("problem")
+    t_final = prob.get("t_final", "a number", check=lambda v: _finite(v) and v > 0,
+                       allowed="a finite number > 0")
+    beta = prob.get("beta", "a number", math.inf, check=_positive, allowed="a number > 0 or inf")
+    lam = prob.get("lambda", "a number", 0.0, check=lambda v: _finite(v) and v >= 0,
+                   allowed="a finite number >= 0")
+    prob.done()
+    sections = {}
+    for key, reader in (("unit", _unit), ("data", lambda t: _data(t, base))):
+        sections[key] = top.table(key)
+        built = reader(sections[key])
+        sections[key].done()
+        sections[key] = built
+    unit, data = sections["unit"], sections["data"]
+    if unit.data_dim is not None and data.dim != unit.data_dim:
+        raise ConfigError(
+            f"data: points have dimension {data.dim} but unit {unit.name!r} takes "
+            f"{unit.data_dim}-dimensional x; match unit.dim to the data"
+        )
+    tt = top.table("target")
+    target = _target(tt, unit, data)
+    tt.done()
+    dt = top.table("domain")
+    lo = dt.get("lower", "a list of numbers", check=_finite, allowed="finite numbers")
+    hi = dt.get("upper", "a list of numbers", check=_finite, allowed="finite numbers")
+    dt.done()
+    if len(lo) != unit.param_dim or len(hi) != unit.param_dim:
+        raise ConfigError(
+            f"domain.lower/upper: got {len(lo)} and {len(hi)} entries; unit {unit.name!r} "
+            f"has {unit.param_dim} parameters"
+        )
+    domain = _build(dt, lambda: Box(tuple(lo), tuple(hi)))
+    it = top.table("initial")
+    initial = _initial(it)
+    it.done()
+    if initial.dim != unit.param_dim:
+        raise ConfigError(
+            f"initial: density has dimension {initial.dim}; unit {unit.name!r} has "
+            f"{unit.param_dim} parameters"
+        )
+    problem = _build(prob, lambda: Problem(unit, data, target, domain, initial, beta=beta,
+                                           lam=lam, t_final=t_final, name=name))
+    pt = top.table("pde", required=False)
+    pde = None if pt is None else _pde(pt, unit.param_dim)
+    if pt is not None:
+        pt.done()
+    qt = top.table("particles", required=False)
+    particles = None if qt is None else _particles(qt)
+    if qt is not None:
+        qt.done()
+    top.done()
+    return RunConfig(name, output, problem, pde, particles, raw)
+
+
+def load(path: str | Path) -> RunConfig:
+    """Read and validate a TOML config file."""
+    path = Path(path)
+    try:
+        raw = tomllib.loads(path.read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"config file {str(path)!r} does not exist") from None
+    except tomllib.TOMLDecodeError as err:
+        raise ConfigError(f"{path}: not valid TOML: {err}") from err
+    return parse(raw, path.parent)

@@ -1,0 +1,88 @@
+"""Run directories: atomic writes of tables, arrays and summaries (rank 0 writes).
+
+Every file is written to a temporary name and renamed into place, so a run that
+dies mid-way never leaves a half-written file that looks complete. A run is
+finished when its ``summary.json`` exists: it is written last.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+import numpy as np
+
+
+def _atomic_write_bytes(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    with open(tmp, "wb") as fh:
+        fh.write(data)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
+class RunDirectory:
+    """A directory of results; only ``writer`` ranks touch the disk."""
+
+    def __init__(self, path: str | os.PathLike, writer: bool = True):
+        self.path = Path(path)
+        self.writer = writer
+        if writer:
+            self.path.mkdir(parents=True, exist_ok=True)
+
+    def __truediv__(self, name: str) -> Path:
+        return self.path / name
+
+    def write_bytes(self, name: str, data: bytes) -> None:
+        if self.writer:
+            _atomic_write_bytes(self.path / name, data)
+
+    def write_text(self, name: str, text: str) -> None:
+        self.write_bytes(name, text.encode())
+
+    def write_json(self, name: str, obj: object) -> None:
+        self.write_text(name, json.dumps(obj, indent=2, default=_jsonable) + "\n")
+
+    def write_csv(self, name: str, header: Sequence[str], rows: Iterable[Sequence]) -> None:
+        buf = io.StringIO()
+        writer = csv.writer(buf)
+        writer.writerow(header)
+        writer.writerows([[_fmt(v) for v in row] for row in rows])
+        self.write_text(name, buf.getvalue())
+
+    def write_npz(self, name: str, **arrays: np.ndarray) -> None:
+        if self.writer:
+            buf = io.BytesIO()
+            np.savez(buf, **arrays)
+            self.write_bytes(name, buf.getvalue())
+
+    def is_finished(self, name: str = "summary.json") -> bool:
+        return (self.path / name).exists()
+
+
+def _fmt(value: object) -> object:
+    return repr(float(value)) if isinstance(value, float | np.floating) else value
+
+
+def _jsonable(value: object) -> object:
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, Path):
+        return str(value)
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+
+
+def read_csv(path: str | os.PathLike) -> dict[str, np.ndarray]:
+    """Columns of a numeric CSV written by RunDirectory.write_csv."""
+    with open(path, newline="") as fh:
+        rows = list(csv.reader(fh))
+    header, body = rows[0], np.array(rows[1:], dtype=float).reshape(-1, len(rows[0]))
+    return {name: body[:, i] for i, name in enumerate(header)}

@@ -1,0 +1,125 @@
+"""The O(M Q) products of the mean-field model, for any weighted point set.
+
+A weighted point set (theta_q, W_q), q = 1..Q, represents the measure
+sum_q W_q delta(theta_q): particles have W_q = 1/n, a mesh has W_q = rho_q |K_q|.
+Everything goes through the M x Q unit matrix S[m, q] = s(x_m; theta_q), built in
+column blocks so memory stays below ``max_bytes`` whatever Q; the Q x Q kernel is
+never formed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import numpy as np
+
+from solver.model.problem import Problem
+
+#: Default memory budget for one block of the unit matrix (and its gradients).
+DEFAULT_MAX_BYTES = 64 * 2**20
+
+
+def column_blocks(M: int, Q: int, per_entry: int, max_bytes: int) -> Iterator[slice]:
+    """Slices of 0..Q so that an M x len(slice) x per_entry float64 array fits max_bytes."""
+    width = max(1, max_bytes // (8 * M * per_entry))
+    for start in range(0, Q, width):
+        yield slice(start, min(start + width, Q))
+
+
+class UnitMatrix:
+    """S[m, q] = s(x_m; theta_q) for fixed points, kept whole when it fits in max_bytes.
+
+    Used where theta does not move (mesh quadrature points): S is built once and
+    every product is one BLAS call; otherwise blocks are recomputed on demand.
+    """
+
+    def __init__(self, problem: Problem, theta: np.ndarray, max_bytes: int = DEFAULT_MAX_BYTES):
+        self.problem = problem
+        self.theta = np.ascontiguousarray(theta, dtype=float)
+        self.max_bytes = max_bytes
+        M, Q = problem.data.size, len(self.theta)
+        self._whole = problem.unit.values(problem.data.points, self.theta) if (
+            8 * M * Q <= max_bytes) else None
+
+    def _blocks(self) -> Iterator[tuple[slice, np.ndarray]]:
+        if self._whole is not None:
+            yield slice(None), self._whole
+            return
+        x = self.problem.data.points
+        for cols in column_blocks(len(x), len(self.theta), 1, self.max_bytes):
+            yield cols, self.problem.unit.values(x, self.theta[cols])
+
+    def forward(self, weights: np.ndarray) -> np.ndarray:
+        """sum_q S[m, q] W_q, shape (M,)."""
+        out = np.zeros(self.problem.data.size)
+        for cols, S in self._blocks():
+            out += S @ weights[cols]
+        return out
+
+    def forward_squared(self, weights: np.ndarray) -> np.ndarray:
+        """sum_q S[m, q]^2 W_q, shape (M,)."""
+        out = np.zeros(self.problem.data.size)
+        for cols, S in self._blocks():
+            out += (S * S) @ weights[cols]
+        return out
+
+    def adjoint(self, v: np.ndarray) -> np.ndarray:
+        """sum_m v_m S[m, q], shape (Q,)."""
+        out = np.empty(len(self.theta))
+        for cols, S in self._blocks():
+            out[cols] = v @ S
+        return out
+
+
+def network_output(problem: Problem, theta: np.ndarray, weights: np.ndarray,
+                   max_bytes: int = DEFAULT_MAX_BYTES) -> np.ndarray:
+    """f(x_m) = sum_q W_q s(x_m; theta_q), shape (M,)."""
+    return UnitMatrix(problem, theta, max_bytes).forward(weights)
+
+
+def residual_weights(problem: Problem, f: np.ndarray) -> np.ndarray:
+    """v_m = w_m (f(x_m) - y_m): Psi = S^T v (+ lam r)."""
+    return problem.data.weights * (f - problem.y)
+
+
+def potential(problem: Problem, theta: np.ndarray, f: np.ndarray,
+              max_bytes: int = DEFAULT_MAX_BYTES) -> np.ndarray:
+    """Psi(theta_q) = sum_m w_m (f(x_m) - y_m) s(x_m; theta_q) + lam |theta_q|^2 / 2."""
+    psi = UnitMatrix(problem, theta, max_bytes).adjoint(residual_weights(problem, f))
+    return psi + 0.5 * problem.lam * np.sum(theta**2, axis=1)
+
+
+def potential_gradient(problem: Problem, theta: np.ndarray, f: np.ndarray,
+                       max_bytes: int = DEFAULT_MAX_BYTES) -> np.ndarray:
+    """grad_theta Psi(theta_q) = sum_m w_m (f(x_m) - y_m) grad s(x_m; theta_q) + lam theta_q."""
+    x, v = problem.data.points, residual_weights(problem, f)
+    out = np.empty_like(theta, dtype=float)
+    per_entry = problem.param_dim + 1
+    for cols in column_blocks(len(x), len(theta), per_entry, max_bytes):
+        out[cols] = problem.unit.theta_vjp(x, theta[cols], v)
+    return out + problem.lam * theta
+
+
+def loss(problem: Problem, f: np.ndarray) -> float:
+    """L = 1/2 sum_m w_m (f(x_m) - y_m)^2."""
+    return 0.5 * float(problem.data.weights @ (f - problem.y) ** 2)
+
+
+def penalty(problem: Problem, theta: np.ndarray, weights: np.ndarray) -> float:
+    """lam sum_q W_q |theta_q|^2 / 2 (a partial sum when the point set is split over ranks)."""
+    if problem.lam == 0:
+        return 0.0
+    return 0.5 * problem.lam * float(weights @ np.sum(theta**2, axis=1))
+
+
+def energy(problem: Problem, f: np.ndarray, theta: np.ndarray, weights: np.ndarray) -> float:
+    """E = L + lam sum_q W_q |theta_q|^2 / 2 for a point set held whole on this rank."""
+    return loss(problem, f) + penalty(problem, theta, weights)
+
+
+def mc_variance(problem: Problem, f: np.ndarray, f_squared: np.ndarray) -> float:
+    """MC = sum_m w_m (int s(x_m; theta)^2 rho(dtheta) - f(x_m)^2), the resampling variance.
+
+    f_squared = sum_q W_q s(x_m; theta_q)^2 (UnitMatrix.forward_squared).
+    """
+    return float(problem.data.weights @ (f_squared - f**2))

@@ -1,0 +1,84 @@
+"""The Problem: everything the mathematics of the mean-field limit needs (numpy only)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from solver.model.density import Density
+from solver.model.domain import Box
+from solver.model.quadrature import DataQuadrature
+from solver.model.targets import Target
+from solver.model.units import Unit
+
+#: Largest fraction of rho_0's mass allowed outside the parameter domain.
+MAX_INITIAL_MASS_OUTSIDE = 1e-3
+
+
+@dataclass(eq=False)
+class Problem:
+    """Training of f_rho(x) = int s(x; theta) rho(dtheta) on E[rho] with
+
+        E[rho] = 1/2 sum_m w_m (f_rho(x_m) - y_m)^2 + lam int |theta|^2/2 rho(dtheta)
+                 (+ 1/beta int rho log rho),
+        d rho/dt = div(rho grad Psi[rho]) + (1/beta) Laplace rho,
+        Psi(theta; rho) = sum_m w_m (f_rho(x_m) - y_m) s(x_m; theta) + lam |theta|^2/2.
+
+    rho_0 is ``initial`` restricted to ``domain`` (and renormalised there).
+    """
+
+    unit: Unit
+    data: DataQuadrature
+    target: Target
+    domain: Box
+    initial: Density
+    beta: float = np.inf
+    lam: float = 0.0
+    t_final: float = 1.0
+    name: str = "problem"
+    y: np.ndarray = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        k = self.unit.param_dim
+        if self.domain.dim != k:
+            raise ValueError(
+                f"domain: has dimension {self.domain.dim} but unit {self.unit.name!r} has "
+                f"{k} parameters; give lower/upper with {k} entries"
+            )
+        if self.initial.dim != k:
+            raise ValueError(
+                f"initial: density has dimension {self.initial.dim}, unit {self.unit.name!r} "
+                f"has {k} parameters"
+            )
+        if self.unit.data_dim is not None and self.data.dim != self.unit.data_dim:
+            raise ValueError(
+                f"data: points have dimension {self.data.dim}, unit {self.unit.name!r} "
+                f"expects {self.unit.data_dim}"
+            )
+        if not self.beta > 0:
+            raise ValueError(f"beta: must be > 0 (inf for noiseless), got {self.beta}")
+        if not (np.isfinite(self.lam) and self.lam >= 0):
+            raise ValueError(f"lambda: must be a finite number >= 0, got {self.lam}")
+        if not (np.isfinite(self.t_final) and self.t_final > 0):
+            raise ValueError(f"t_final: must be a finite number > 0, got {self.t_final}")
+        outside = 1.0 - self.initial.mass_in(self.domain)
+        if outside > MAX_INITIAL_MASS_OUTSIDE:
+            raise ValueError(
+                f"domain: {outside:.2%} of the initial density lies outside "
+                f"lower={list(self.domain.lower)}, upper={list(self.domain.upper)}; "
+                f"enlarge the domain (at most {MAX_INITIAL_MASS_OUTSIDE:.1%} may be cut)"
+            )
+        y = self.data.targets if self.data.targets is not None else self.target(self.data.points)
+        y = np.asarray(y, dtype=float)
+        if y.shape != (self.data.size,) or not np.all(np.isfinite(y)):
+            raise ValueError("target: values at the data points must be M finite numbers")
+        self.y = y
+
+    @property
+    def param_dim(self) -> int:
+        return self.unit.param_dim
+
+    def sample_initial(self, rng: np.random.Generator, n: int) -> np.ndarray:
+        """n exact draws from rho_0 (restricted to the domain), shape (n, k)."""
+        return self.initial.sample_in(rng, n, self.domain)

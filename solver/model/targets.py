@@ -1,0 +1,118 @@
+"""Targets y(x): an expression of x, a teacher network, or tabulated values."""
+
+from __future__ import annotations
+
+import ast
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.spatial import cKDTree
+
+from solver.model.units import Unit
+
+_FUNCTIONS = {
+    name: getattr(np, name)
+    for name in (
+        "sin", "cos", "tan", "exp", "log", "sqrt", "abs", "tanh", "sinh", "cosh",
+        "arctan", "arcsin", "arccos", "sign", "maximum", "minimum", "where",
+    )
+}
+_CONSTANTS = {"pi": np.pi, "e": np.e}
+_NODES = (
+    ast.Expression, ast.BinOp, ast.UnaryOp, ast.Call, ast.Name, ast.Load, ast.Constant,
+    ast.Compare, ast.Subscript, ast.Slice,
+    ast.Add, ast.Sub, ast.Mult, ast.Div, ast.Pow, ast.USub, ast.UAdd, ast.Mod,
+    ast.Lt, ast.Gt, ast.LtE, ast.GtE,
+)
+
+
+class Target(ABC):
+    """A target y: R^d -> R."""
+
+    @abstractmethod
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        """y(x_m) for x (M, d) -> (M,)."""
+
+
+@dataclass(frozen=True)
+class ExpressionTarget(Target):
+    """y(x) from a numpy expression in x0, x1, ... (x = x0 when d = 1, r = |x|).
+
+    Only arithmetic, comparisons and the functions in ``_FUNCTIONS`` are allowed.
+    """
+
+    expression: str
+    dim: int
+
+    def __post_init__(self) -> None:
+        try:
+            tree = ast.parse(self.expression, mode="eval")
+        except SyntaxError as err:
+            raise ValueError(f"expression {self.expression!r} is not valid: {err.msg}") from err
+        allowed = set(_FUNCTIONS) | set(_CONSTANTS) | {"x", "r"}
+        allowed |= {f"x{i}" for i in range(self.dim)}
+        for node in ast.walk(tree):
+            if not isinstance(node, _NODES):
+                raise ValueError(
+                    f"expression {self.expression!r}: {type(node).__name__} is not allowed"
+                )
+            if isinstance(node, ast.Name) and node.id not in allowed:
+                raise ValueError(
+                    f"expression {self.expression!r}: unknown name {node.id!r}; "
+                    f"allowed: {', '.join(sorted(allowed))}"
+                )
+        object.__setattr__(self, "_code", compile(tree, "<target>", "eval"))
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        names = {f"x{i}": x[:, i] for i in range(x.shape[1])}
+        names["x"] = x[:, 0] if x.shape[1] == 1 else x.T
+        names["r"] = np.linalg.norm(x, axis=1)
+        y = eval(self._code, {"__builtins__": {}, **_FUNCTIONS, **_CONSTANTS}, names)
+        return np.broadcast_to(np.asarray(y, dtype=float), (x.shape[0],)).copy()
+
+
+@dataclass(frozen=True, eq=False)
+class TeacherTarget(Target):
+    """y(x) = sum_j a_j s(x; theta_j), a teacher network (a_j = 1/n_teacher by default)."""
+
+    unit: Unit
+    theta: np.ndarray
+    coefficients: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        theta = np.atleast_2d(np.asarray(self.theta, dtype=float))
+        if theta.shape[1] != self.unit.param_dim or not np.all(np.isfinite(theta)):
+            raise ValueError(
+                f"teacher theta: expected finite rows of length {self.unit.param_dim}, "
+                f"got shape {theta.shape}"
+            )
+        a = (
+            np.full(len(theta), 1.0 / len(theta))
+            if self.coefficients is None
+            else np.asarray(self.coefficients, dtype=float)
+        )
+        if a.shape != (len(theta),):
+            raise ValueError(f"teacher coefficients: expected {len(theta)} numbers")
+        object.__setattr__(self, "theta", theta)
+        object.__setattr__(self, "coefficients", a)
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        return self.unit.values(x, self.theta) @ self.coefficients
+
+
+@dataclass(frozen=True, eq=False)
+class TabulatedTarget(Target):
+    """y given at points (read from a file): exact look-up of those points only."""
+
+    points: np.ndarray
+    values: np.ndarray
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_tree", cKDTree(self.points))
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        dist, idx = self._tree.query(x)
+        if np.any(dist > 1e-12 * (1 + np.abs(x).max())):
+            raise ValueError("tabulated target: asked for y at a point not in the data file")
+        return self.values[idx]

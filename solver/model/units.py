@@ -1,0 +1,386 @@
+"""Units s(x; theta) of a two-layer network f(x) = int s(x; theta) drho(theta).
+
+Every unit maps data x (M, d) and parameters theta (Q, k) to the unit matrix
+S[m, q] = s(x_m; theta_q), its parameter gradients G[m, q, j] = d s(x_m; theta_q) / d theta_q[j]
+and the vector-Jacobian product sum_m v_m grad_theta s(x_m; theta_q), computed with matrix
+products on (M, Q) arrays. Everything is float64.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from dataclasses import dataclass
+from numbers import Real
+
+import numpy as np
+from scipy.special import expit
+
+Array = np.ndarray
+
+
+# --- activations ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Activation:
+    """A scalar activation sigma, applied elementwise, with its derivative sigma'."""
+
+    name: str
+    f: Callable[[Array], Array]
+    df: Callable[[Array], Array]
+
+
+def _tanh_prime(z: Array) -> Array:
+    return 1.0 - np.tanh(z) ** 2
+
+
+def _relu(z: Array) -> Array:
+    return np.maximum(z, 0.0)
+
+
+def _relu_prime(z: Array) -> Array:
+    return (z > 0).astype(np.float64)
+
+
+def _sigmoid_prime(z: Array) -> Array:
+    return expit(z) * expit(-z)
+
+
+def _softplus(z: Array) -> Array:
+    return np.logaddexp(0.0, z)
+
+
+ACTIVATIONS: dict[str, Activation] = {
+    a.name: a
+    for a in (
+        Activation("tanh", np.tanh, _tanh_prime),
+        Activation("relu", _relu, _relu_prime),
+        Activation("sigmoid", expit, _sigmoid_prime),
+        Activation("softplus", _softplus, expit),
+    )
+}
+
+
+def get_activation(name: str) -> Activation:
+    """The registered activation called name."""
+    try:
+        return ACTIVATIONS[name]
+    except KeyError:
+        raise ValueError(
+            f"unknown activation {name!r}; allowed: {', '.join(ACTIVATIONS)}"
+        ) from None
+
+
+# --- argument checks -----------------------------------------------------------------------
+
+
+def _positive_int(value: object, what: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 1:
+        raise ValueError(f"{what} must be a positive integer, got {value!r}")
+    return int(value)
+
+
+def _positive_float(value: object, what: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, Real) or not 0 < value < np.inf:
+        raise ValueError(f"{what} must be a finite number > 0, got {value!r}")
+    return float(value)
+
+
+# --- base class ----------------------------------------------------------------------------
+
+
+class Unit(ABC):
+    """A unit s(x; theta) with parameters theta in R^k and data x in R^d."""
+
+    name: str
+    param_dim: int
+    data_dim: int | None
+
+    def __init__(self, name: str, param_dim: int, data_dim: int | None) -> None:
+        self.name = name
+        self.param_dim = _positive_int(param_dim, f"unit {name!r}: param_dim")
+        self.data_dim = None if data_dim is None else _positive_int(
+            data_dim, f"unit {name!r}: data_dim"
+        )
+
+    @abstractmethod
+    def values(self, x: Array, theta: Array) -> Array:
+        """S[m, q] = s(x_m; theta_q) for x (M, d), theta (Q, k) -> (M, Q)."""
+
+    @abstractmethod
+    def gradients(self, x: Array, theta: Array) -> Array:
+        """G[m, q, j] = d s(x_m; theta_q) / d theta_q[j] -> (M, Q, k)."""
+
+    def theta_vjp(self, x: Array, theta: Array, v: Array) -> Array:
+        """sum_m v_m grad_theta s(x_m; theta_q) for v (M,) -> (Q, k)."""
+        x, theta = self._check(x, theta)
+        return np.einsum("m,mqk->qk", self._check_v(x, v), self.gradients(x, theta))
+
+    def check_gradient(self, x: Array, theta: Array, rtol: float = 1e-6) -> float:
+        """Max relative error of gradients() against central finite differences.
+
+        Component j uses the step h_q = eps^(1/3) max(1, |theta_qj|) and the error
+        |fd - G| / max(|G|, max|S| / max(1, max_q |theta_qj|)): relative where the gradient is
+        large, measured against the natural derivative scale (values over parameters) where it
+        is small. Raises ValueError naming the unit and the worst component if above rtol.
+        """
+        x, theta = self._check(x, theta)
+        grads = self.gradients(x, theta)
+        value_scale = np.abs(self.values(x, theta)).max(initial=0.0)
+        step = np.cbrt(np.finfo(np.float64).eps)
+        errors = np.zeros(self.param_dim)
+        for j in range(self.param_dim):
+            plus, minus = theta.copy(), theta.copy()
+            h = step * np.maximum(1.0, np.abs(theta[:, j]))
+            plus[:, j] += h
+            minus[:, j] -= h
+            fd = (self.values(x, plus) - self.values(x, minus)) / (plus[:, j] - minus[:, j])
+            g = grads[:, :, j]
+            scale = value_scale / max(1.0, np.abs(theta[:, j]).max(initial=0.0))
+            denom = np.maximum(np.abs(g), max(scale, np.finfo(np.float64).tiny))
+            errors[j] = (np.abs(fd - g) / denom).max(initial=0.0)
+        j = int(np.argmax(errors))
+        if not errors[j] <= rtol:
+            raise ValueError(
+                f"unit {self.name!r}: gradient of theta component {j} (of {self.param_dim}) "
+                f"disagrees with central finite differences: relative error {errors[j]:.3g} "
+                f"> rtol {rtol:.3g}"
+            )
+        return float(errors[j])
+
+    def _check(self, x: Array, theta: Array) -> tuple[Array, Array]:
+        """x as float64 (M, d) and theta as float64 (Q, k), or a ValueError naming the unit."""
+        x = np.asarray(x, dtype=np.float64)
+        theta = np.asarray(theta, dtype=np.float64)
+        d = "d" if self.data_dim is None else str(self.data_dim)
+        if x.ndim != 2 or (self.data_dim is not None and x.shape[1] != self.data_dim):
+            raise ValueError(f"unit {self.name!r}: x must have shape (M, {d}), got {x.shape}")
+        if theta.ndim != 2 or theta.shape[1] != self.param_dim:
+            raise ValueError(
+                f"unit {self.name!r}: theta must have shape (Q, {self.param_dim}), "
+                f"got {theta.shape}"
+            )
+        return x, theta
+
+    def _check_v(self, x: Array, v: Array) -> Array:
+        v = np.asarray(v, dtype=np.float64)
+        if v.shape != (x.shape[0],):
+            raise ValueError(
+                f"unit {self.name!r}: v must have shape ({x.shape[0]},), got {v.shape}"
+            )
+        return v
+
+
+# --- concrete units ------------------------------------------------------------------------
+
+
+class LinearUnit(Unit):
+    """s(x; theta) = theta . x, theta in R^d."""
+
+    def __init__(self, d: int) -> None:
+        super().__init__("linear", d, d)
+
+    def values(self, x: Array, theta: Array) -> Array:
+        x, theta = self._check(x, theta)
+        return x @ theta.T
+
+    def gradients(self, x: Array, theta: Array) -> Array:
+        x, theta = self._check(x, theta)
+        return np.broadcast_to(x[:, None, :], (x.shape[0], *theta.shape)).copy()
+
+    def theta_vjp(self, x: Array, theta: Array, v: Array) -> Array:
+        x, theta = self._check(x, theta)
+        return np.tile(self._check_v(x, v) @ x, (theta.shape[0], 1))
+
+
+class RBFUnit(Unit):
+    """s(x; c, z) = c exp(-|x - z|^2 / (2 width^2)), theta = (c, z) in R^(1+d)."""
+
+    def __init__(self, d: int, width: float) -> None:
+        super().__init__("rbf", _positive_int(d, "unit 'rbf': d") + 1, d)
+        self.width = _positive_float(width, "unit 'rbf': width")
+
+    def _kernel(self, x: Array, z: Array) -> Array:
+        """E[m, q] = exp(-|x_m - z_q|^2 / (2 width^2)), |x - z|^2 = |x|^2 + |z|^2 - 2 x.z."""
+        r2 = np.sum(x**2, axis=1)[:, None] + np.sum(z**2, axis=1)[None, :] - 2.0 * (x @ z.T)
+        return np.exp(np.maximum(r2, 0.0) / (-2.0 * self.width**2))
+
+    def values(self, x: Array, theta: Array) -> Array:
+        x, theta = self._check(x, theta)
+        return self._kernel(x, theta[:, 1:]) * theta[:, 0]
+
+    def gradients(self, x: Array, theta: Array) -> Array:
+        """ds/dc = E, ds/dz = c E (x - z) / width^2."""
+        x, theta = self._check(x, theta)
+        c, z = theta[:, 0], theta[:, 1:]
+        e = self._kernel(x, z)
+        dz = (e * (c / self.width**2))[:, :, None] * (x[:, None, :] - z[None, :, :])
+        return np.concatenate([e[:, :, None], dz], axis=2)
+
+    def theta_vjp(self, x: Array, theta: Array, v: Array) -> Array:
+        """(v^T E, c / width^2 ((v E)^T x - z (v^T E)))."""
+        x, theta = self._check(x, theta)
+        v = self._check_v(x, v)
+        c, z = theta[:, 0], theta[:, 1:]
+        ve = v[:, None] * self._kernel(x, z)
+        total = ve.sum(axis=0)
+        dz = (c / self.width**2)[:, None] * (ve.T @ x - z * total[:, None])
+        return np.concatenate([total[:, None], dz], axis=1)
+
+
+class CircleRBFUnit(Unit):
+    """s(x; c, z) = c exp((cos(x - z) - 1) / width^2) for angles x, z; theta = (c, z)."""
+
+    def __init__(self, width: float) -> None:
+        super().__init__("circle_rbf", 2, 1)
+        self.width = _positive_float(width, "unit 'circle_rbf': width")
+
+    def _kernel(self, x: Array, z: Array) -> tuple[Array, Array]:
+        """(E, sin(x - z)) with E = exp((cos(x - z) - 1) / width^2), both (M, Q).
+
+        Uses cos(x - z) = cos x cos z + sin x sin z and the matching sine identity.
+        """
+        cx, sx, cz, sz = np.cos(x), np.sin(x), np.cos(z), np.sin(z)
+        cos_diff = cx @ cz.T + sx @ sz.T
+        sin_diff = sx @ cz.T - cx @ sz.T
+        return np.exp((cos_diff - 1.0) / self.width**2), sin_diff
+
+    def values(self, x: Array, theta: Array) -> Array:
+        x, theta = self._check(x, theta)
+        return self._kernel(x, theta[:, 1:])[0] * theta[:, 0]
+
+    def gradients(self, x: Array, theta: Array) -> Array:
+        """ds/dc = E, ds/dz = c E sin(x - z) / width^2."""
+        x, theta = self._check(x, theta)
+        e, sin_diff = self._kernel(x, theta[:, 1:])
+        return np.stack([e, e * sin_diff * (theta[:, 0] / self.width**2)], axis=2)
+
+    def theta_vjp(self, x: Array, theta: Array, v: Array) -> Array:
+        """(v^T E, c / width^2 (cos z (v sin x)^T E - sin z (v cos x)^T E))."""
+        x, theta = self._check(x, theta)
+        v = self._check_v(x, v)
+        c, z = theta[:, 0], theta[:, 1]
+        e = self._kernel(x, theta[:, 1:])[0]
+        vx = v[:, None] * np.hstack([np.ones_like(x), np.sin(x), np.cos(x)])
+        total, vs, vc = vx.T @ e
+        dz = (c / self.width**2) * (np.cos(z) * vs - np.sin(z) * vc)
+        return np.stack([total, dz], axis=1)
+
+
+class _RidgeUnit(Unit):
+    """s(x; theta) = c sigma(a . x + b), theta = ([c,] a[, b]); c is fixed unless free_c."""
+
+    def __init__(self, name: str, d: int, activation: str | Activation, c: float | None,
+                 bias: bool) -> None:
+        d = _positive_int(d, f"unit {name!r}: d")
+        self.activation = (
+            activation if isinstance(activation, Activation) else get_activation(activation)
+        )
+        self.output_weight = c
+        self.bias = bool(bias)
+        self._a0 = int(c is None)
+        super().__init__(name, self._a0 + d + self.bias, d)
+
+    def _parts(self, x: Array, theta: Array) -> tuple[Array, Array]:
+        """Output weights c (Q,) and pre-activations a . x + b (M, Q)."""
+        c = theta[:, 0] if self.output_weight is None else np.full(len(theta), self.output_weight)
+        pre = x @ theta[:, self._a0 : self._a0 + x.shape[1]].T
+        if self.bias:
+            pre += theta[:, -1]
+        return c, pre
+
+    def values(self, x: Array, theta: Array) -> Array:
+        x, theta = self._check(x, theta)
+        c, pre = self._parts(x, theta)
+        return self.activation.f(pre) * c
+
+    def gradients(self, x: Array, theta: Array) -> Array:
+        """ds/dc = sigma(u), ds/da = c sigma'(u) x, ds/db = c sigma'(u), u = a . x + b."""
+        x, theta = self._check(x, theta)
+        c, pre = self._parts(x, theta)
+        dpre = self.activation.df(pre) * c
+        parts = [dpre[:, :, None] * x[:, None, :]]
+        if self.output_weight is None:
+            parts.insert(0, self.activation.f(pre)[:, :, None])
+        if self.bias:
+            parts.append(dpre[:, :, None])
+        return np.concatenate(parts, axis=2)
+
+    def theta_vjp(self, x: Array, theta: Array, v: Array) -> Array:
+        """(v^T sigma(u), c sigma'(u)^T (v x), c sigma'(u)^T v)."""
+        x, theta = self._check(x, theta)
+        v = self._check_v(x, v)
+        c, pre = self._parts(x, theta)
+        out = np.empty(theta.shape)
+        if self.output_weight is None:
+            out[:, 0] = v @ self.activation.f(pre)
+        d_pre = self.activation.df(pre)
+        vx = v[:, None] * (np.hstack([x, np.ones_like(v)[:, None]]) if self.bias else x)
+        out[:, self._a0 :] = c[:, None] * (d_pre.T @ vx)
+        return out
+
+
+class NeuronUnit(_RidgeUnit):
+    """s(x; c, a, b) = c sigma(a . x + b), theta = (c, a_1..a_d, b) in R^(d+2).
+
+    With a number output_weight, c is fixed to it and theta = (a, b) in R^(d+1).
+    """
+
+    def __init__(self, d: int, activation: str | Activation,
+                 output_weight: float | None = None) -> None:
+        c = None
+        if output_weight is not None:
+            if isinstance(output_weight, bool) or not isinstance(output_weight, Real) or not (
+                np.isfinite(output_weight)
+            ):
+                raise ValueError(
+                    f"unit 'neuron': output_weight must be a finite number or None, "
+                    f"got {output_weight!r}"
+                )
+            c = float(output_weight)
+        super().__init__("neuron", d, activation, c, bias=True)
+
+
+class FixedOutputNeuron(_RidgeUnit):
+    """s(x; w) = sigma(w . x), theta = w in R^d; with bias, s = sigma(w . x + b), theta = (w, b)."""
+
+    def __init__(self, d: int, activation: str | Activation, bias: bool = False) -> None:
+        super().__init__("fixed_output_neuron", d, activation, 1.0, bias)
+
+
+class CallableUnit(Unit):
+    """s(x; theta) = value(x, theta) given by user callables.
+
+    value(x, theta) -> (M, Q) and gradient(x, theta) -> (M, Q, k); their results are checked
+    for shape and finiteness.
+    """
+
+    def __init__(self, value: Callable[[Array, Array], Array],
+                 gradient: Callable[[Array, Array], Array], param_dim: int,
+                 data_dim: int | None = None, name: str = "custom") -> None:
+        super().__init__(name, param_dim, data_dim)
+        if not (callable(value) and callable(gradient)):
+            raise ValueError(f"unit {name!r}: value and gradient must be callable")
+        self._value = value
+        self._gradient = gradient
+
+    def _result(self, what: str, out: Array, shape: tuple[int, ...]) -> Array:
+        out = np.asarray(out, dtype=np.float64)
+        if out.shape != shape:
+            raise ValueError(
+                f"unit {self.name!r}: {what}(x, theta) returned shape {out.shape}, "
+                f"expected {shape}"
+            )
+        if not np.all(np.isfinite(out)):
+            raise ValueError(f"unit {self.name!r}: {what}(x, theta) returned non-finite values")
+        return out
+
+    def values(self, x: Array, theta: Array) -> Array:
+        x, theta = self._check(x, theta)
+        return self._result("value", self._value(x, theta), (len(x), len(theta)))
+
+    def gradients(self, x: Array, theta: Array) -> Array:
+        x, theta = self._check(x, theta)
+        shape = (len(x), len(theta), self.param_dim)
+        return self._result("gradient", self._gradient(x, theta), shape)
