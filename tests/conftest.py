@@ -1,0 +1,26 @@
+"""Shared small problems for the tests."""
+
+import os
+
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
+import numpy as np
+import pytest
+
+from solver.model import density, quadrature, targets, units
+from solver.model.domain import Box
+from solver.model.problem import Problem
+
+
+def circle_problem(lam: float = 0.0, t_final: float = 0.5) -> Problem:
+    """A small RBF-on-circle problem, theta = (c, z), 3-unit teacher."""
+    unit = units.CircleRBFUnit(0.5)
+    teacher = targets.TeacherTarget(unit, [[2.0, -1.0], [-1.5, 0.3], [1.5, 1.2]])
+    return Problem(unit, quadrature.circle_lattice(32), teacher,
+                   Box((-5.0, -np.pi), (5.0, np.pi)), density.Gaussian([0, 0], [0.5, 0.6]),
+                   lam=lam, t_final=t_final)
+
+
+@pytest.fixture
+def small_circle_problem() -> Problem:
+    return circle_problem()

@@ -1,0 +1,90 @@
+"""TOML configs: the flagship example loads; malformed ones are rejected naming the field."""
+
+import copy
+import math
+import tomllib
+from pathlib import Path
+
+import pytest
+
+from solver.config import ConfigError, load, parse
+
+EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "rbf_circle.toml"
+BASE = tomllib.loads(EXAMPLE.read_text())
+
+
+def test_flagship_example_loads():
+    cfg = load(EXAMPLE)
+    assert cfg.problem.param_dim == 2
+    assert cfg.pde.cells == (128, 128)
+    assert cfg.particles.n == (64, 256, 1024, 4096)
+    assert math.isinf(cfg.problem.beta)
+
+
+def _set(path: str, value):
+    raw = copy.deepcopy(BASE)
+    *parents, key = path.split(".")
+    node = raw
+    for p in parents:
+        node = node[p]
+    if value is _DELETE:
+        del node[key]
+    else:
+        node[key] = value
+    return raw
+
+
+_DELETE = object()
+
+MALFORMED = [
+    ("unit.kind", "sigmoid_rbf", "unit.kind"),
+    ("unit.width", -0.5, "unit.width"),
+    ("unit.widht", 0.5, "unit.widht"),                     # typo: unknown key
+    ("problem.t_final", _DELETE, "problem.t_final"),
+    ("problem.t_final", "5", "problem.t_final"),
+    ("problem.lambda", -1.0, "problem.lambda"),
+    ("problem.beta", 0.0, "problem.beta"),
+    ("initial.std", [0.5, -0.6], "initial.std"),
+    ("initial.mean", [0.0, math.nan], "initial.mean"),
+    ("initial.mean", [0.0, 0.0, 0.0], "initial"),           # wrong dimension
+    ("domain.lower", [-5.0], "domain.lower"),               # does not match k = 2
+    ("domain.upper", [5.0, -4.0], "domain"),                # upper < lower
+    ("pde.cells", [64, 64, 64], "pde.cells"),               # mesh dim != parameter dim
+    ("pde.cfl", 1.5, "pde.cfl"),                            # CFL-violating step
+    ("pde.integrator", "rk9", "pde.integrator"),
+    ("particles.n", [64, 0], "particles.n"),
+    ("particles.dt", math.inf, "particles.dt"),
+    ("data.points", 0, "data.points"),
+    ("data.kind", "lattice", "data.kind"),
+    ("target.theta", [[1.0, 2.0, 3.0]], "target"),          # teacher rows of the wrong length
+    ("target.kind", "expression", "target.expression"),     # missing expression
+]
+
+
+@pytest.mark.parametrize(("path", "value", "field"), MALFORMED,
+                         ids=[f"{p}={v!r}" for p, v, _ in MALFORMED])
+def test_malformed_config_names_the_field(path, value, field):
+    with pytest.raises(ConfigError) as err:
+        parse(_set(path, value))
+    assert field in str(err.value)
+
+
+def test_domain_too_small_for_initial_density():
+    raw = _set("domain.upper", [5.0, 0.5])
+    with pytest.raises(ConfigError, match=r"domain.*outside.*enlarge"):
+        parse(raw)
+
+
+def test_invalid_toml_and_missing_file(tmp_path):
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[unit\nkind = 1")
+    with pytest.raises(ConfigError, match="not valid TOML"):
+        load(bad)
+    with pytest.raises(ConfigError, match="does not exist"):
+        load(tmp_path / "nope.toml")
+
+
+def test_unsafe_expression_rejected():
+    raw = _set("target", {"kind": "expression", "expression": "__import__('os').system('x')"})
+    with pytest.raises(ConfigError, match="target"):
+        parse(raw)
