@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 from mpi4py import MPI
+from tqdm import tqdm
 
 from particle_check.particles import ParticleRun, simulate
 from solver.io import RunDirectory
@@ -33,10 +34,14 @@ def assign_tasks(settings: ParticleSettings, size: int) -> list[list[tuple[int, 
 
 def run_ensemble(problem: Problem, settings: ParticleSettings, times: np.ndarray,
                  run_dir: RunDirectory | None = None, comm: MPI.Comm = MPI.COMM_WORLD,
-                 ) -> dict[tuple[int, int], ParticleRun] | None:
-    """Run every (n, seed) task; rank 0 returns all results, other ranks None."""
+                 progress: bool = False) -> dict[tuple[int, int], ParticleRun] | None:
+    """Run every (n, seed) task; rank 0 returns all results, other ranks None.
+
+    progress: a bar on rank 0 over its own tasks.
+    """
     mine: dict[tuple[int, int], ParticleRun] = {}
-    for n, seed in assign_tasks(settings, comm.size)[comm.rank]:
+    tasks = assign_tasks(settings, comm.size)[comm.rank]
+    for n, seed in tqdm(tasks, desc="particles", disable=not (progress and comm.rank == 0)):
         path = None if run_dir is None else run_dir / task_name(n, seed)
         if path is not None and path.exists():
             with np.load(path) as data:

@@ -47,7 +47,8 @@ class RunDirectory:
         self.write_bytes(name, text.encode())
 
     def write_json(self, name: str, obj: object) -> None:
-        self.write_text(name, json.dumps(obj, indent=2, default=_jsonable) + "\n")
+        text = json.dumps(_finite_json(obj), indent=2, default=_jsonable, allow_nan=False)
+        self.write_text(name, text + "\n")
 
     def write_csv(self, name: str, header: Sequence[str], rows: Iterable[Sequence]) -> None:
         buf = io.StringIO()
@@ -78,6 +79,17 @@ def _jsonable(value: object) -> object:
     if isinstance(value, Path):
         return str(value)
     raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+
+
+def _finite_json(value: object) -> object:
+    """Strict JSON: non-finite floats become the strings "inf", "-inf", "nan"."""
+    if isinstance(value, dict):
+        return {k: _finite_json(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite_json(v) for v in value]
+    if isinstance(value, float | np.floating) and not np.isfinite(value):
+        return str(float(value))
+    return value
 
 
 def read_csv(path: str | os.PathLike) -> dict[str, np.ndarray]:
