@@ -12,7 +12,7 @@ setup:
 	scripts/bootstrap.sh
 
 main: setup
-	$(VENV)/bin/meanfield run examples/rbf_circle.toml
+	$(VENV)/bin/meanfield run examples/rbf_circle.toml --force
 
 test: setup
 	$(VENV)/bin/ruff check .
