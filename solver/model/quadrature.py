@@ -203,6 +203,22 @@ def _sample_empirical(
 # --- constructors ------------------------------------------------------------------------
 
 
+def _tensor_rule(
+    name: str, nodes: list[np.ndarray], rules: list, ns: list[int], sampler: Sampler
+) -> DataQuadrature:
+    """The tensor product of 1-D Gauss rules (nodes mapped, weights from rules)."""
+    points, weights = _tensor(nodes, [w for _, w in rules])
+    return DataQuadrature(
+        name=name,
+        points=points,
+        weights=weights,
+        sampler=sampler,
+        exact_degree=(
+            f"polynomials of degree <= {_degree_text([2 * k - 1 for k in ns])} per coordinate"
+        ),
+    )
+
+
 def gauss_legendre(
     lower: float | Sequence[float], upper: float | Sequence[float], n: int | Sequence[int]
 ) -> DataQuadrature:
@@ -214,16 +230,7 @@ def gauss_legendre(
     ns = _per_dim_ints("gauss_legendre", "n", n, lo.size)
     rules = [np.polynomial.legendre.leggauss(k) for k in ns]
     nodes = [0.5 * (a + b) + 0.5 * (b - a) * t for (t, _), a, b in zip(rules, lo, hi, strict=True)]
-    points, weights = _tensor(nodes, [w for _, w in rules])
-    return DataQuadrature(
-        name="gauss_legendre",
-        points=points,
-        weights=weights,
-        sampler=partial(_sample_uniform_box, lo, hi),
-        exact_degree=(
-            f"polynomials of degree <= {_degree_text([2 * k - 1 for k in ns])} per coordinate"
-        ),
-    )
+    return _tensor_rule("gauss_legendre", nodes, rules, ns, partial(_sample_uniform_box, lo, hi))
 
 
 def gauss_hermite(
@@ -243,16 +250,7 @@ def gauss_hermite(
     ns = _per_dim_ints("gauss_hermite", "n", n, mu.size)
     rules = [np.polynomial.hermite_e.hermegauss(k) for k in ns]
     nodes = [m + sigma * t for (t, _), m in zip(rules, mu, strict=True)]
-    points, weights = _tensor(nodes, [w for _, w in rules])
-    return DataQuadrature(
-        name="gauss_hermite",
-        points=points,
-        weights=weights,
-        sampler=partial(_sample_gaussian, mu, sigma),
-        exact_degree=(
-            f"polynomials of degree <= {_degree_text([2 * k - 1 for k in ns])} per coordinate"
-        ),
-    )
+    return _tensor_rule("gauss_hermite", nodes, rules, ns, partial(_sample_gaussian, mu, sigma))
 
 
 def circle_lattice(M: int, offset: float = 0.0) -> DataQuadrature:
