@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from solver.model import functionals
+from solver.model.memory import reuse_freed_memory
 from solver.model.problem import Problem
 
 
@@ -51,6 +52,8 @@ def simulate(problem: Problem, theta0: np.ndarray, times: np.ndarray, dt: float,
 
     Each output interval is split into equal steps no longer than dt.
     """
+    reuse_freed_memory()
+
     def rhs(theta: np.ndarray) -> np.ndarray:
         return velocity(problem, theta)[0]
 

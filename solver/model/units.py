@@ -236,24 +236,26 @@ class CircleRBFUnit(Unit):
         super().__init__("circle_rbf", 2, 1)
         self.width = _positive_float(width, "unit 'circle_rbf': width")
 
-    def _kernel(self, x: Array, z: Array) -> tuple[Array, Array]:
-        """(E, sin(x - z)) with E = exp((cos(x - z) - 1) / width^2), both (M, Q).
-
-        Uses cos(x - z) = cos x cos z + sin x sin z and the matching sine identity.
-        """
-        cx, sx, cz, sz = np.cos(x), np.sin(x), np.cos(z), np.sin(z)
-        cos_diff = cx @ cz.T + sx @ sz.T
-        sin_diff = sx @ cz.T - cx @ sz.T
-        return np.exp((cos_diff - 1.0) / self.width**2), sin_diff
+    def _kernel(self, x: Array, z: Array) -> Array:
+        """E = exp((cos(x - z) - 1) / width^2), (M, Q); cos(x - z) = cos x cos z + sin x sin z."""
+        e = np.cos(x) @ np.cos(z).T
+        e += np.sin(x) @ np.sin(z).T
+        e -= 1.0
+        e *= 1.0 / self.width**2
+        return np.exp(e, out=e)
 
     def values(self, x: Array, theta: Array) -> Array:
         x, theta = self._check(x, theta)
-        return self._kernel(x, theta[:, 1:])[0] * theta[:, 0]
+        s = self._kernel(x, theta[:, 1:])
+        s *= theta[:, 0]
+        return s
 
     def gradients(self, x: Array, theta: Array) -> Array:
         """ds/dc = E, ds/dz = c E sin(x - z) / width^2."""
         x, theta = self._check(x, theta)
-        e, sin_diff = self._kernel(x, theta[:, 1:])
+        z = theta[:, 1:]
+        e = self._kernel(x, z)
+        sin_diff = np.sin(x) @ np.cos(z).T - np.cos(x) @ np.sin(z).T
         return np.stack([e, e * sin_diff * (theta[:, 0] / self.width**2)], axis=2)
 
     def theta_vjp(self, x: Array, theta: Array, v: Array) -> Array:
@@ -261,7 +263,7 @@ class CircleRBFUnit(Unit):
         x, theta = self._check(x, theta)
         v = self._check_v(x, v)
         c, z = theta[:, 0], theta[:, 1]
-        e = self._kernel(x, theta[:, 1:])[0]
+        e = self._kernel(x, theta[:, 1:])
         vx = v[:, None] * np.hstack([np.ones_like(x), np.sin(x), np.cos(x)])
         total, vs, vc = vx.T @ e
         dz = (c / self.width**2) * (np.cos(z) * vs - np.sin(z) * vc)
