@@ -30,16 +30,34 @@ class RunExists(RuntimeError):
 
 def prepare_run_dir(cfg: RunConfig, config_path: Path | None, comm: MPI.Comm,
                     force: bool) -> RunDirectory:
-    """Create the run directory (rank 0); refuse a finished one unless force."""
+    """Create the run directory (rank 0).
+
+    A finished run, or an unfinished one made from a different config, is refused
+    unless force, which clears it; an unfinished run of the same config resumes
+    (finished particle tasks are kept).
+    """
     rank0 = comm.rank == 0
-    finished = comm.bcast((cfg.output / "summary.json").exists() if rank0 else None, root=0)
-    if finished and not force:
-        raise RunExists(f"{cfg.output} holds a finished run; pass --force to overwrite it")
-    run_dir = RunDirectory(cfg.output, writer=rank0)
+    problem = None
     if rank0:
-        (cfg.output / "summary.json").unlink(missing_ok=True)
-        if config_path is not None:
-            shutil.copyfile(config_path, cfg.output / "config.toml")
+        old_config = cfg.output / "config.toml"
+        same = (config_path is not None and old_config.exists()
+                and old_config.read_bytes() == config_path.read_bytes())
+        if (cfg.output / "summary.json").exists():
+            problem = f"{cfg.output} holds a finished run; pass --force to overwrite it"
+        elif old_config.exists() and not same:
+            problem = (f"{cfg.output} holds an unfinished run of another config; "
+                       f"pass --force to overwrite it")
+        if problem is not None and force:
+            problem = None
+            for sub in ("pde", "particles"):
+                shutil.rmtree(cfg.output / sub, ignore_errors=True)
+            (cfg.output / "summary.json").unlink(missing_ok=True)
+    problem = comm.bcast(problem, root=0)
+    if problem is not None:
+        raise RunExists(problem)
+    run_dir = RunDirectory(cfg.output, writer=rank0)
+    if rank0 and config_path is not None:
+        shutil.copyfile(config_path, cfg.output / "config.toml")
     run_dir.write_json("provenance.json", provenance(comm.size))
     comm.barrier()
     return run_dir
