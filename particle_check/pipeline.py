@@ -79,8 +79,7 @@ def run_comparison(cfg: RunConfig, run_dir: RunDirectory, comm: MPI.Comm) -> dic
         raise ValueError("[particles]: this config has no particles section")
     pde = run_pde(cfg, run_dir, comm)
     part_dir = RunDirectory(run_dir / "particles", writer=True)
-    progress = cfg.pde.progress if cfg.pde is not None else True
-    runs = run_ensemble(cfg.problem, cfg.particles, pde.times, part_dir, comm, progress)
+    runs = run_ensemble(cfg.problem, cfg.particles, pde.times, part_dir, comm, cfg.pde.progress)
     if comm.rank != 0:
         return None
     cmp = compare(cfg.problem.data.weights, pde.times, pde.f, pde.loss, pde.mc, runs)

@@ -47,7 +47,7 @@ class RunDirectory:
         self.write_bytes(name, text.encode())
 
     def write_json(self, name: str, obj: object) -> None:
-        text = json.dumps(_finite_json(obj), indent=2, default=_jsonable, allow_nan=False)
+        text = json.dumps(_plain(obj), indent=2, allow_nan=False)
         self.write_text(name, text + "\n")
 
     def write_csv(self, name: str, header: Sequence[str], rows: Iterable[Sequence]) -> None:
@@ -63,38 +63,22 @@ class RunDirectory:
             np.savez(buf, **arrays)
             self.write_bytes(name, buf.getvalue())
 
-    def is_finished(self, name: str = "summary.json") -> bool:
-        return (self.path / name).exists()
-
 
 def _fmt(value: object) -> object:
     return repr(float(value)) if isinstance(value, float | np.floating) else value
 
 
-def _jsonable(value: object) -> object:
-    if isinstance(value, np.ndarray):
-        return value.tolist()
+def _plain(value: object) -> object:
+    """JSON-ready: arrays and numpy scalars as Python values, paths as strings, and
+    non-finite floats as the strings "inf", "-inf", "nan" (strict JSON)."""
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple | np.ndarray):
+        return [_plain(v) for v in value]
     if isinstance(value, np.generic):
-        return value.item()
+        value = value.item()
     if isinstance(value, Path):
         return str(value)
-    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
-
-
-def _finite_json(value: object) -> object:
-    """Strict JSON: non-finite floats become the strings "inf", "-inf", "nan"."""
-    if isinstance(value, dict):
-        return {k: _finite_json(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_finite_json(v) for v in value]
-    if isinstance(value, float | np.floating) and not np.isfinite(value):
-        return str(float(value))
+    if isinstance(value, float) and not np.isfinite(value):
+        return str(value)
     return value
-
-
-def read_csv(path: str | os.PathLike) -> dict[str, np.ndarray]:
-    """Columns of a numeric CSV written by RunDirectory.write_csv."""
-    with open(path, newline="") as fh:
-        rows = list(csv.reader(fh))
-    header, body = rows[0], np.array(rows[1:], dtype=float).reshape(-1, len(rows[0]))
-    return {name: body[:, i] for i, name in enumerate(header)}

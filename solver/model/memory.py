@@ -21,13 +21,9 @@ def reuse_freed_memory() -> bool:
     global _done
     if _done:
         return True
-    name = ctypes.util.find_library("c")
     try:
-        libc = ctypes.CDLL(name) if name else None
-        mallopt = libc.mallopt if libc is not None else None
-    except (OSError, AttributeError):
-        return False
-    if mallopt is None:
+        mallopt = ctypes.CDLL(ctypes.util.find_library("c")).mallopt
+    except (OSError, AttributeError, TypeError):
         return False
     _done = bool(mallopt(_M_MMAP_THRESHOLD, _THRESHOLD)) and bool(
         mallopt(_M_TRIM_THRESHOLD, 4 * _THRESHOLD))
