@@ -84,20 +84,26 @@ def residual_weights(problem: Problem, f: np.ndarray) -> np.ndarray:
 
 def potential(problem: Problem, theta: np.ndarray, f: np.ndarray,
               max_bytes: int = DEFAULT_MAX_BYTES) -> np.ndarray:
-    """Psi(theta_q) = sum_m w_m (f(x_m) - y_m) s(x_m; theta_q) + lam |theta_q|^2 / 2."""
+    """Psi(theta_q) = sum_m w_m (f(x_m) - y_m) s(x_m; theta_q) + lam r(theta_q)."""
     psi = UnitMatrix(problem, theta, max_bytes).adjoint(residual_weights(problem, f))
-    return psi + 0.5 * problem.lam * np.sum(theta**2, axis=1)
+    return psi + problem.lam * problem.domain.regulariser(theta)
 
 
 def potential_gradient(problem: Problem, theta: np.ndarray, f: np.ndarray,
                        max_bytes: int = DEFAULT_MAX_BYTES) -> np.ndarray:
-    """grad_theta Psi(theta_q) = sum_m w_m (f(x_m) - y_m) grad s(x_m; theta_q) + lam theta_q."""
+    """grad_theta Psi(theta_q) = sum_m w_m (f(x_m) - y_m) grad s(x_m; theta_q) + lam grad r.
+
+    Axes in ``problem.frozen`` get zero gradient (they do not move).
+    """
     x, v = problem.data.points, residual_weights(problem, f)
     out = np.empty_like(theta, dtype=float)
     per_entry = problem.param_dim + 1
     for cols in column_blocks(len(x), len(theta), per_entry, max_bytes):
         out[cols] = problem.unit.theta_vjp(x, theta[cols], v)
-    return out + problem.lam * theta
+    if problem.lam:
+        out += problem.lam * problem.domain.regulariser_gradient(theta)
+    out[:, list(problem.frozen)] = 0.0
+    return out
 
 
 def loss(problem: Problem, f: np.ndarray) -> float:
@@ -106,14 +112,14 @@ def loss(problem: Problem, f: np.ndarray) -> float:
 
 
 def penalty(problem: Problem, theta: np.ndarray, weights: np.ndarray) -> float:
-    """lam sum_q W_q |theta_q|^2 / 2 (a partial sum when the point set is split over ranks)."""
+    """lam sum_q W_q r(theta_q) (a partial sum when the point set is split over ranks)."""
     if problem.lam == 0:
         return 0.0
-    return 0.5 * problem.lam * float(weights @ np.sum(theta**2, axis=1))
+    return problem.lam * float(weights @ problem.domain.regulariser(theta))
 
 
 def energy(problem: Problem, f: np.ndarray, theta: np.ndarray, weights: np.ndarray) -> float:
-    """E = L + lam sum_q W_q |theta_q|^2 / 2 for a point set held whole on this rank."""
+    """E = L + lam sum_q W_q r(theta_q) for a point set held whole on this rank."""
     return loss(problem, f) + penalty(problem, theta, weights)
 
 

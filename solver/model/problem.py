@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from solver.model.density import Density
-from solver.model.domain import Box
+from solver.model.domain import Domain
 from solver.model.quadrature import DataQuadrature
 from solver.model.targets import Target
 from solver.model.units import Unit
@@ -20,23 +20,26 @@ MAX_INITIAL_MASS_OUTSIDE = 1e-3
 class Problem:
     """Training of f_rho(x) = int s(x; theta) rho(dtheta) on E[rho] with
 
-        E[rho] = 1/2 sum_m w_m (f_rho(x_m) - y_m)^2 + lam int |theta|^2/2 rho(dtheta)
+        E[rho] = 1/2 sum_m w_m (f_rho(x_m) - y_m)^2 + lam int r(theta) rho(dtheta)
                  (+ 1/beta int rho log rho),
         d rho/dt = div(rho grad Psi[rho]) + (1/beta) Laplace rho,
-        Psi(theta; rho) = sum_m w_m (f_rho(x_m) - y_m) s(x_m; theta) + lam |theta|^2/2.
+        Psi(theta; rho) = sum_m w_m (f_rho(x_m) - y_m) s(x_m; theta) + lam r(theta),
 
-    rho_0 is ``initial`` restricted to ``domain`` (and renormalised there).
+    r = ``domain.regulariser`` (|theta|^2/2 on a box). rho_0 is ``initial``
+    restricted to ``domain`` (and renormalised there). Parameter axes listed in
+    ``frozen`` do not move (fixed features: grad Psi has no component along them).
     """
 
     unit: Unit
     data: DataQuadrature
     target: Target
-    domain: Box
+    domain: Domain
     initial: Density
     beta: float = np.inf
     lam: float = 0.0
     t_final: float = 1.0
     name: str = "problem"
+    frozen: tuple[int, ...] = ()
     y: np.ndarray = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -56,6 +59,13 @@ class Problem:
                 f"data: points have dimension {self.data.dim}, unit {self.unit.name!r} "
                 f"expects {self.unit.data_dim}"
             )
+        frozen = tuple(sorted({int(i) for i in self.frozen}))
+        if any(not 0 <= i < k for i in frozen) or len(frozen) == k:
+            raise ValueError(
+                f"frozen: axes must be distinct integers in 0..{k - 1} and leave one axis "
+                f"free, got {list(self.frozen)}"
+            )
+        self.frozen = frozen
         if not self.beta > 0:
             raise ValueError(f"beta: must be > 0 (inf for noiseless), got {self.beta}")
         if not (np.isfinite(self.lam) and self.lam >= 0):

@@ -145,7 +145,7 @@ class UpwindFV:
         v = functionals.residual_weights(self.problem, self.f)
         psi = self.S.adjoint(v)
         if self.problem.lam:
-            psi += 0.5 * self.problem.lam * np.sum(self.theta**2, axis=1)
+            psi += self.problem.lam * self.problem.domain.regulariser(self.theta)
         self.psi.x.array[:] = psi
 
     # -- the scheme -------------------------------------------------------
