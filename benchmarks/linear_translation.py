@@ -42,7 +42,7 @@ def loss_error(integrator: str, max_step: float, cells: int = 64, t_final: float
 
 def main() -> None:
     print("integrator  max_step  steps  max rel. loss error  observed order")
-    for integrator in ("euler", "ssprk2"):
+    for integrator in ("euler", "ssprk2", "ssprk3"):
         previous = None
         for max_step in (0.04, 0.02, 0.01, 0.005):
             err, steps = loss_error(integrator, max_step)

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 
 SCHEMES = ("upwind_fv",)
-INTEGRATORS = ("euler", "ssprk2")
+INTEGRATORS = ("euler", "ssprk2", "ssprk3")
 
 
 @dataclass(frozen=True)

@@ -13,8 +13,9 @@ from tqdm import tqdm
 from solver.io import RunDirectory
 from solver.model.problem import Problem
 from solver.pde.meshes import box_mesh
+from solver.pde.scheme import Diagnostics
 from solver.pde.timestepping import try_step
-from solver.pde.upwind_fv import Diagnostics, UpwindFV
+from solver.pde.upwind_fv import UpwindFV
 from solver.settings import PDESettings
 
 #: Relative tolerances of the per-step checks.

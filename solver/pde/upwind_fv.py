@@ -17,8 +17,6 @@ The would-be outflow int_{boundary} rho (-grad Psi . n)^+ ds is reported, not lo
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 import ufl
 from dolfinx import fem, la, mesh
@@ -27,18 +25,7 @@ from mpi4py import MPI
 from solver.model import functionals
 from solver.model.functionals import UnitMatrix
 from solver.model.problem import Problem
-
-
-@dataclass(frozen=True)
-class Diagnostics:
-    """The checks recorded at one time."""
-
-    energy: float
-    loss: float
-    mass: float
-    min_rho: float
-    dissipation: float
-    boundary_outflow: float
+from solver.pde.scheme import Diagnostics
 
 
 class UpwindFV:
