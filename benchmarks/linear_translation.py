@@ -23,7 +23,7 @@ M_STAR = np.array([1.5, -0.5])
 
 def linear_problem(t_final: float) -> Problem:
     return Problem(units.LinearUnit(2), quadrature.gauss_hermite([0.0, 0.0], 1.0, 4),
-                   targets.ExpressionTarget("1.5*x0 - 0.5*x1", 2), Box((-4, -4), (4, 4)),
+                   targets.ExpressionTarget("1.5*x0 - 0.5*x1", 2), Box((-5, -5), (5, 5)),
                    density.Gaussian([0.3, 0.2], [0.4, 0.4]), t_final=t_final)
 
 

@@ -10,7 +10,11 @@ and what is allowed. The layout (see examples/*.toml):
     [target]                kind = expression | teacher | data
     [domain]                lower, upper (the parameter box)
     [initial]               kind = gaussian | uniform | mixture
-    [pde]                   cells, scheme, integrator, cfl, outputs, snapshots, max_step
+    [pde]                   cells | mesh + level | mesh_file; scheme (fv | dg), degree,
+                            integrator (euler | ssprk2 | ssprk3 | implicit), cfl,
+                            time_tolerance, stationary_tolerance, max_outflow, outputs,
+                            snapshots, max_step, compress_rtol
+    [pde.petsc]             PETSc options of the implicit solve (ksp_type = "gmres", ...)
     [particles]             n, seeds, dt, integrator, entropy
 """
 
@@ -26,7 +30,7 @@ from typing import Any
 from solver.model import density, quadrature, targets, units
 from solver.model.domain import Box
 from solver.model.problem import Problem
-from solver.settings import ParticleSettings, PDESettings
+from solver.settings import INTEGRATORS, SCHEMES, ParticleSettings, PDESettings
 
 
 class ConfigError(ValueError):
@@ -233,23 +237,57 @@ def _initial(t: _Table) -> density.Density:
         tuple(density.Gaussian(m, s) for m, s in zip(means, stds, strict=True)), probs))
 
 
+def _petsc(t: _Table | None) -> tuple[tuple[str, str], ...]:
+    """[pde.petsc]: PETSc options without the prefix, e.g. ksp_type = "gmres"."""
+    if t is None:
+        return ()
+    options = []
+    for key in sorted(t.data):
+        value = t.data[key]
+        if isinstance(value, bool):
+            value = "true" if value else "false"
+        if not isinstance(value, str | int | float):
+            raise ConfigError(f"{t.field(key)}: got {value!r}; expected a string or number")
+        t.used.add(key)
+        options.append((key.lstrip("-"), str(value)))
+    return tuple(options)
+
+
 def _pde(t: _Table, dim: int) -> PDESettings:
-    cells = t.get("cells", "a list of integers", check=_positive, allowed="positive integers")
-    if len(cells) != dim:
+    cells = t.get("cells", "a list of integers", (), check=_positive, allowed="positive integers")
+    if cells and len(cells) != dim:
         raise ConfigError(
             f"{t.field('cells')}: got {cells}; the parameter space has dimension {dim}, "
             f"give {dim} cell counts"
         )
-    return _build(t, lambda: PDESettings(
+    petsc = t.table("petsc", required=False)
+    settings = _build(t, lambda: PDESettings(
         cells=tuple(cells),
-        scheme=t.choice("scheme", ("upwind_fv",), "upwind_fv"),
-        integrator=t.choice("integrator", ("euler", "ssprk2"), "ssprk2"),
+        mesh=t.get("mesh", "a string", None),
+        level=t.get("level", "an integer", 0, check=lambda v: v >= 0, allowed="an integer >= 0"),
+        mesh_file=t.get("mesh_file", "a string", None),
+        scheme=t.choice("scheme", SCHEMES, "fv"),
+        degree=t.get("degree", "an integer", 1, check=lambda v: v in (1, 2), allowed="1 or 2"),
+        integrator=t.choice("integrator", INTEGRATORS, "ssprk2"),
         cfl=t.get("cfl", "a number", 0.5, check=lambda c: 0 < c <= 1, allowed="0 < cfl <= 1"),
+        time_tolerance=t.get("time_tolerance", "a number", 1e-4, check=_positive,
+                             allowed="a number > 0"),
+        stationary_tolerance=t.get("stationary_tolerance", "a number", 0.0,
+                                   check=lambda v: _finite(v) and v >= 0,
+                                   allowed="a number >= 0 (0: run to t_final)"),
+        max_outflow=t.get("max_outflow", "a number", 1e-6, check=_positive,
+                          allowed="a number > 0"),
         outputs=t.get("outputs", "an integer", 50, check=_positive, allowed="an integer >= 1"),
         snapshots=t.get("snapshots", "an integer", 6, check=lambda s: s >= 0,
                         allowed="an integer >= 0"),
         max_step=t.get("max_step", "a number", math.inf, check=_positive, allowed="a number > 0"),
+        petsc=_petsc(petsc),
+        compress_rtol=t.get("compress_rtol", "a number", None, check=lambda v: 0 < v < 1,
+                            allowed="a number in (0, 1)"),
     ))
+    if petsc is not None:
+        petsc.done()
+    return settings
 
 
 def _particles(t: _Table) -> ParticleSettings:

@@ -6,26 +6,44 @@ from dataclasses import dataclass
 
 import numpy as np
 
-SCHEMES = ("upwind_fv",)
-INTEGRATORS = ("euler", "ssprk2", "ssprk3")
+SCHEMES = ("fv", "dg")
+INTEGRATORS = ("euler", "ssprk2", "ssprk3", "implicit")
 
 
 @dataclass(frozen=True)
 class PDESettings:
-    """How to discretise: mesh cells per direction, scheme, time integrator and outputs.
+    """How to discretise: mesh, scheme, time integrator, stopping and outputs.
 
-    cfl in (0, 1]: the step is cfl times the positivity bound of the scheme.
+    The mesh is ``cells`` per direction of the domain (built on the fly), or a named
+    mesh ``mesh`` at refinement ``level`` from meshes/, or a file ``mesh_file``.
+    scheme: "fv" (two-point Scharfetter-Gummel/upwind finite volumes, first order) or
+    "dg" (discontinuous Galerkin of ``degree`` 1 or 2 with a positivity limiter).
+    integrator: explicit SSP Runge-Kutta at ``cfl`` times the positivity bound, or
+    "implicit" (fv only: lagged backward Euler, any step, error ``time_tolerance``).
+    stationary_tolerance > 0 stops once int |grad Psi|^2 rho falls below it.
+    max_outflow: the largest mass the no-flux wall may hold back (integrated outflow rate).
     outputs: number of equal output intervals on [0, t_final] (f_t, MC and snapshots).
     snapshots: how many of the outputs also write the density (first and last included).
+    petsc: PETSc options (without the "meanfield_" prefix) for the implicit KSP.
+    compress_rtol: truncated-SVD tolerance for the unit matrix (None: dense products).
     """
 
-    cells: tuple[int, ...]
-    scheme: str = "upwind_fv"
+    cells: tuple[int, ...] = ()
+    mesh: str | None = None
+    level: int = 0
+    mesh_file: str | None = None
+    scheme: str = "fv"
+    degree: int = 1
     integrator: str = "ssprk2"
     cfl: float = 0.5
+    time_tolerance: float = 1e-4
+    stationary_tolerance: float = 0.0
+    max_outflow: float = 1e-6
     outputs: int = 50
     snapshots: int = 6
     max_step: float = np.inf
+    petsc: tuple[tuple[str, str], ...] = ()
+    compress_rtol: float | None = None
     progress: bool = True
 
     def __post_init__(self) -> None:
@@ -33,8 +51,21 @@ class PDESettings:
             raise ValueError(f"pde.scheme: {self.scheme!r} is not one of {SCHEMES}")
         if self.integrator not in INTEGRATORS:
             raise ValueError(f"pde.integrator: {self.integrator!r} is not one of {INTEGRATORS}")
+        if self.scheme == "dg" and self.integrator == "implicit":
+            raise ValueError('pde.integrator: "implicit" needs scheme "fv"; use "ssprk3" for dg')
+        if self.scheme == "dg" and self.degree not in (1, 2):
+            raise ValueError(f"pde.degree: dg supports degree 1 or 2, got {self.degree}")
+        sources = sum((bool(self.cells), self.mesh is not None, self.mesh_file is not None))
+        if sources != 1:
+            raise ValueError("pde: give exactly one of cells, mesh (with level) or mesh_file")
         if not 0 < self.cfl <= 1:
             raise ValueError(f"pde.cfl: must be in (0, 1] for positivity, got {self.cfl}")
+        for key in ("time_tolerance", "max_outflow"):
+            if not getattr(self, key) > 0:
+                raise ValueError(f"pde.{key}: must be > 0, got {getattr(self, key)}")
+        if not self.stationary_tolerance >= 0:
+            raise ValueError(f"pde.stationary_tolerance: must be >= 0 (0 = off), "
+                             f"got {self.stationary_tolerance}")
         if self.outputs < 1:
             raise ValueError(f"pde.outputs: must be >= 1, got {self.outputs}")
         if self.snapshots < 0:
@@ -43,6 +74,14 @@ class PDESettings:
             raise ValueError(f"pde.max_step: must be > 0, got {self.max_step}")
         if any(int(c) != c or c < 1 for c in self.cells):
             raise ValueError(f"pde.cells: need positive integers, got {list(self.cells)}")
+        if self.level < 0:
+            raise ValueError(f"pde.level: must be >= 0, got {self.level}")
+        if self.compress_rtol is not None and not 0 < self.compress_rtol < 1:
+            raise ValueError(f"pde.compress_rtol: must be in (0, 1), got {self.compress_rtol}")
+
+    @property
+    def explicit(self) -> bool:
+        return self.integrator != "implicit"
 
     def output_times(self, t_final: float) -> np.ndarray:
         return np.linspace(0.0, t_final, self.outputs + 1)

@@ -41,11 +41,15 @@ def test_cfl_violation_is_caught():
 
 
 @pytest.mark.mpi
-def test_serial_equals_parallel_loss_curve():
+@pytest.mark.parametrize("integrator, beta", [("ssprk2", np.inf), ("implicit", 50.0)])
+def test_serial_equals_parallel_loss_curve(integrator, beta):
     """The same run on COMM_SELF and COMM_WORLD gives the same loss curve to 1e-10."""
-    problem = circle_problem(lam=0.05, t_final=0.5)
-    serial = solve(problem, SETTINGS, comm=MPI.COMM_SELF)
-    parallel = solve(problem, SETTINGS, comm=MPI.COMM_WORLD)
+    from dataclasses import replace
+
+    problem = replace(circle_problem(lam=0.05, t_final=0.5), beta=beta)
+    settings = replace(SETTINGS, integrator=integrator)
+    serial = solve(problem, settings, comm=MPI.COMM_SELF)
+    parallel = solve(problem, settings, comm=MPI.COMM_WORLD)
     np.testing.assert_allclose(parallel.energy, serial.energy, rtol=1e-10)
     np.testing.assert_allclose(parallel.f, serial.f, rtol=1e-10, atol=1e-12)
     np.testing.assert_allclose(parallel.mc, serial.mc, rtol=1e-10)
@@ -61,3 +65,62 @@ def test_linear_translation_loss_converges_at_order_two_in_time():
     fine, _ = loss_error("ssprk2", 0.01, cells=32)
     assert fine < 1e-3
     assert 3.0 < coarse / fine < 5.0
+
+
+def noisy_linear_problem(beta: float = 20.0, lam: float = 0.0, t_final: float = 1.0):
+    """s = theta x, x ~ N(0, 1), y = 1.5 x: the mean follows m' = 1.5 - m, the law spreads."""
+    from solver.model import density, quadrature, targets, units
+    from solver.model.domain import Box
+    from solver.model.problem import Problem
+
+    return Problem(units.LinearUnit(1), quadrature.gauss_hermite([0.0], 1.0, 4),
+                   targets.ExpressionTarget("1.5*x0", 1), Box((-4.0,), (6.0,)),
+                   density.Gaussian([0.3], [0.4]), beta=beta, lam=lam, t_final=t_final)
+
+
+@pytest.mark.parametrize("integrator", ["ssprk2", "implicit"])
+def test_noisy_translation_mean_and_structure(integrator):
+    """Scharfetter-Gummel FV, beta = 20: the exact mean m(1) = 1.5 - 1.2/e, mass, rho >= 0,
+    free energy non-increasing, explicitly and with the implicit KSP step."""
+    settings = PDESettings(cells=(200,), integrator=integrator, outputs=2, snapshots=0,
+                           time_tolerance=1e-5, progress=False)
+    problem = noisy_linear_problem()
+    result = solve(problem, settings, comm=MPI.COMM_SELF)
+    mean = result.f[-1] @ (problem.data.weights * problem.data.points[:, 0])
+    exact = 1.5 - 1.2 * np.exp(-1.0)
+    assert abs(mean - exact) < (2e-5 if integrator == "ssprk2" else 2e-3)
+    steps = {k: np.array(v) for k, v in result.steps.items()}
+    assert np.ptp(steps["mass"]) < 1e-12
+    assert steps["min_rho"].min() >= 0
+    assert np.all(np.diff(steps["energy"]) <= 0)
+
+
+def test_implicit_agrees_with_explicit_on_a_nonlinear_run():
+    problem = circle_problem(lam=0.05, t_final=1.0)
+    explicit = solve(problem, SETTINGS, comm=MPI.COMM_SELF)
+    implicit = solve(problem, PDESettings(cells=(24, 24), integrator="implicit",
+                                          time_tolerance=1e-4, outputs=5, snapshots=0,
+                                          progress=False), comm=MPI.COMM_SELF)
+    np.testing.assert_allclose(implicit.energy, explicit.energy, rtol=2e-3)
+
+
+def test_implicit_steps_past_the_diffusive_cfl_bound():
+    """On a fine mesh with noise the explicit bound is O(h^2 beta); the implicit step is not."""
+    problem = noisy_linear_problem(beta=20.0)
+    runs = {integ: solve(problem, PDESettings(cells=(1000,), integrator=integ, outputs=1,
+                                              snapshots=0, time_tolerance=1e-3,
+                                              progress=False), comm=MPI.COMM_SELF)
+            for integ in ("ssprk2", "implicit")}
+    assert len(runs["implicit"].steps["t"]) < len(runs["ssprk2"].steps["t"]) / 5
+    np.testing.assert_allclose(runs["implicit"].f[-1], runs["ssprk2"].f[-1], rtol=5e-3)
+
+
+def test_stationarity_stops_the_run_early():
+    """Noise and confinement: the flow reaches its Gibbs state and the run stops there."""
+    settings = PDESettings(cells=(100,), integrator="implicit", outputs=4, snapshots=0,
+                           stationary_tolerance=1e-10, progress=False)
+    result = solve(noisy_linear_problem(beta=5.0, lam=1.0, t_final=200.0), settings,
+                   comm=MPI.COMM_SELF)
+    assert result.stopped == "stationary"
+    assert result.times[-1] < 200.0
+    assert result.steps["dissipation"][-1] < 1e-10

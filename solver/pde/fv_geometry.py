@@ -1,0 +1,122 @@
+"""Two-point finite-volume geometry of any DOLFINx mesh: cells, interior and boundary facets.
+
+Built once per mesh (flat or a surface embedded in 3-D) and held as numpy arrays
+indexed by local DG0 degrees of freedom, so every flux evaluation is a few
+vectorised gathers and one scatter-add:
+
+    cells:     |K| (area on a surface), centroid X_K (embedding coordinates)
+    interior:  (K, L), |sigma|, d_KL = |X_L - X_K|, for facets touching an owned cell
+    boundary:  (K, |sigma|, outward conormal n) for facets of owned cells on the domain boundary
+
+With shared-facet ghosting every facet of an owned cell has both its cells on the
+rank, so a facet of an owned cell seen from one cell only is a boundary facet.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import ufl
+from dolfinx import fem, la, mesh
+
+
+@dataclass(frozen=True)
+class FVGeometry:
+    """Cell and facet data of the local mesh part, by DG0 dof index."""
+
+    n_owned: int
+    volumes: np.ndarray  # (n_local,) |K|
+    centroids: np.ndarray  # (n_local, gdim) X_K
+    inner: np.ndarray  # (F, 2) dofs (K, L)
+    inner_area: np.ndarray  # (F,) |sigma|
+    inner_distance: np.ndarray  # (F,) d_KL
+    inner_direction: np.ndarray  # (F, gdim) (X_L - X_K) / d_KL
+    inner_midpoint: np.ndarray  # (F, gdim) facet midpoints
+    boundary_cell: np.ndarray  # (B,) dofs
+    boundary_area: np.ndarray  # (B,)
+    boundary_normal: np.ndarray  # (B, gdim) unit outward conormal
+
+
+def _measure(points: np.ndarray) -> np.ndarray:
+    """|sigma| of facets given by their vertex coordinates (F, n_vertices, gdim)."""
+    n = points.shape[1]
+    if n == 1:  # a point facet of an interval mesh
+        return np.ones(len(points))
+    if n == 2:  # a segment
+        return np.linalg.norm(points[:, 1] - points[:, 0], axis=1)
+    pad = np.zeros((*points.shape[:2], 3))
+    pad[..., : points.shape[2]] = points
+    if n == 3:  # a triangle
+        cross = np.cross(pad[:, 1] - pad[:, 0], pad[:, 2] - pad[:, 0])
+    else:  # a planar quadrilateral in tensor ordering: diagonals 0-3 and 1-2
+        cross = np.cross(pad[:, 3] - pad[:, 0], pad[:, 2] - pad[:, 1])
+    return 0.5 * np.linalg.norm(cross, axis=1)
+
+
+def _conormal(points: np.ndarray, outward: np.ndarray) -> np.ndarray:
+    """Unit vectors orthogonal to each facet's tangent space, along ``outward``."""
+    n = outward.copy()
+    if points.shape[1] > 1:
+        edges = points[:, 1:] - points[:, :1]  # (B, n_vertices - 1, gdim)
+        for b in range(len(n)):  # Gram-Schmidt on a handful of boundary facets
+            basis, _ = np.linalg.qr(edges[b].T)
+            n[b] -= basis @ (basis.T @ n[b])
+    return n / np.linalg.norm(n, axis=1, keepdims=True)
+
+
+def cell_volumes(V: fem.FunctionSpace) -> np.ndarray:
+    """|K| by DG0 dof on owned and ghost cells."""
+    vec = la.vector(V.dofmap.index_map)
+    vec.array[:] = 0.0
+    fem.assemble_vector(vec.array, fem.form(ufl.TestFunction(V) * ufl.dx))
+    vec.scatter_reverse(la.InsertMode.add)
+    vec.scatter_forward()
+    return vec.array.copy()
+
+
+def build_geometry(msh: mesh.Mesh, V: fem.FunctionSpace) -> FVGeometry:
+    """The two-point geometry of the local part of ``msh`` for the DG0 space V."""
+    tdim, gdim = msh.topology.dim, msh.geometry.dim
+    imap = V.dofmap.index_map
+    n_owned = imap.size_local
+    n_local = n_owned + imap.num_ghosts
+    dof = V.dofmap.list[:, 0]
+    X = msh.geometry.x[:, :gdim]
+
+    centroids = np.empty((n_local, gdim))
+    cells = np.arange(n_local, dtype=np.int32)
+    centroids[dof] = mesh.compute_midpoints(msh, tdim, cells)[:, :gdim]
+
+    msh.topology.create_connectivity(tdim - 1, tdim)
+    f2c = msh.topology.connectivity(tdim - 1, tdim)
+    counts = np.diff(f2c.offsets)
+    first = f2c.array[f2c.offsets[:-1]]
+    owned_cell = dof < n_owned  # by local cell index
+
+    two = np.flatnonzero(counts == 2)
+    pairs = np.stack([first[two], f2c.array[f2c.offsets[two] + 1]], axis=1)
+    keep = owned_cell[pairs[:, 0]] | owned_cell[pairs[:, 1]]
+    two, pairs = two[keep], dof[pairs[keep]]
+    fpts = X[mesh.entities_to_geometry(msh, tdim - 1, two.astype(np.int32))]
+    delta = centroids[pairs[:, 1]] - centroids[pairs[:, 0]]
+    dist = np.linalg.norm(delta, axis=1)
+
+    one = np.flatnonzero((counts == 1) & owned_cell[first])
+    bpts = X[mesh.entities_to_geometry(msh, tdim - 1, one.astype(np.int32))]
+    bcell = dof[first[one]]
+    outward = bpts.mean(axis=1) - centroids[bcell]
+
+    return FVGeometry(
+        n_owned=n_owned,
+        volumes=cell_volumes(V),
+        centroids=centroids,
+        inner=pairs,
+        inner_area=_measure(fpts),
+        inner_distance=dist,
+        inner_direction=delta / dist[:, None],
+        inner_midpoint=fpts.mean(axis=1),
+        boundary_cell=bcell,
+        boundary_area=_measure(bpts) if len(one) else np.zeros(0),
+        boundary_normal=_conormal(bpts, outward) if len(one) else np.zeros((0, gdim)),
+    )
