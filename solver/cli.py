@@ -27,6 +27,9 @@ def _parser() -> argparse.ArgumentParser:
         p.add_argument("--output", type=Path, help="run directory (overrides the config)")
         p.add_argument("--force", action="store_true", help="overwrite a finished run")
         p.add_argument("--no-progress", action="store_true", help="no progress bar")
+        p.add_argument("--petsc", action="append", default=[], metavar="KEY=VALUE",
+                       help="PETSc option of the implicit solve, e.g. ksp_type=gmres "
+                            "(overrides [pde.petsc]; repeatable)")
     return parser
 
 
@@ -39,10 +42,16 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if args.output is not None:
         cfg.output = args.output
-    if args.no_progress and cfg.pde is not None:
+    if cfg.pde is not None:
         from dataclasses import replace
 
-        cfg.pde = replace(cfg.pde, progress=False)
+        try:
+            extra = dict(option.lstrip("-").split("=", 1) for option in args.petsc)
+        except ValueError:
+            print(f"meanfield: --petsc takes KEY=VALUE, got {args.petsc}", file=sys.stderr)
+            return 2
+        cfg.pde = replace(cfg.pde, progress=cfg.pde.progress and not args.no_progress,
+                          petsc=tuple({**dict(cfg.pde.petsc), **extra}.items()))
     p = cfg.problem
     if args.command == "check":
         print(f"{cfg.name}: unit {p.unit.name} (k={p.param_dim}), {p.data.size} data points "

@@ -52,6 +52,12 @@ MALFORMED = [
     ("pde.cells", [64, 64, 64], "pde.cells"),               # mesh dim != parameter dim
     ("pde.cfl", 1.5, "pde.cfl"),                            # CFL-violating step
     ("pde.integrator", "rk9", "pde.integrator"),
+    ("pde.scheme", "upwind", "pde.scheme"),
+    ("pde.degree", 3, "pde.degree"),
+    ("pde.time_tolerance", 0.0, "pde.time_tolerance"),
+    ("pde.stationary_tolerance", -1.0, "pde.stationary_tolerance"),
+    ("pde.mesh", "rectangle", "pde"),                       # cells and a mesh: which one?
+    ("pde.petsc", {"ksp_type": ["gmres"]}, "pde.petsc.ksp_type"),
     ("particles.n", [64, 0], "particles.n"),
     ("particles.dt", math.inf, "particles.dt"),
     ("data.points", 0, "data.points"),
@@ -88,3 +94,22 @@ def test_unsafe_expression_rejected():
     raw = _set("target", {"kind": "expression", "expression": "__import__('os').system('x')"})
     with pytest.raises(ConfigError, match="target"):
         parse(raw)
+
+
+def test_petsc_options_from_config_and_command_line(tmp_path):
+    raw = _set("pde.petsc", {"ksp_type": "gmres", "ksp_rtol": 1e-12})
+    cfg = parse(raw)
+    assert dict(cfg.pde.petsc) == {"ksp_type": "gmres", "ksp_rtol": "1e-12"}
+    dg = parse(_set("pde.integrator", "implicit"))
+    assert dg.pde.integrator == "implicit"
+    with pytest.raises(ConfigError, match=r"implicit.*fv"):
+        bad = _set("pde.scheme", "dg")
+        bad["pde"]["integrator"] = "implicit"
+        parse(bad)
+
+
+def test_cli_petsc_option_must_be_key_value():
+    from solver.cli import main
+
+    assert main(["check", str(EXAMPLE), "--petsc", "ksp_type=gmres"]) == 0
+    assert main(["check", str(EXAMPLE), "--petsc", "ksp_type"]) == 2
