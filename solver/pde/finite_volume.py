@@ -37,6 +37,8 @@ from solver.model.problem import Problem
 from solver.pde.fv_geometry import build_geometry
 from solver.pde.scheme import Diagnostics
 
+#: The unit matrix of a mesh is fixed: keep it whole up to this size (else rebuilt in blocks).
+MESH_MATRIX_BYTES = 2**30
 #: log rho is evaluated as log(max(rho, TINY)) in the dissipation diagnostic.
 TINY = 1e-300
 
@@ -64,7 +66,7 @@ def check_mesh_fits(msh: mesh.Mesh, problem: Problem) -> None:
 class FiniteVolume:
     """DG0 density with the Scharfetter-Gummel (upwind when beta = inf) two-point flux."""
 
-    def __init__(self, msh: mesh.Mesh, problem: Problem, max_bytes: int | None = None,
+    def __init__(self, msh: mesh.Mesh, problem: Problem, max_bytes: int = MESH_MATRIX_BYTES,
                  compress_rtol: float | None = None):
         check_mesh_fits(msh, problem)
         self.problem, self.mesh, self.comm = problem, msh, msh.comm
@@ -76,8 +78,7 @@ class FiniteVolume:
         self.theta = dom.from_mesh(g.centroids)
         if compress_rtol is not None:
             raise NotImplementedError("pde.compress_rtol: not wired yet")
-        self.S = UnitMatrix(problem, self.theta,
-                            **({} if max_bytes is None else {"max_bytes": max_bytes}))
+        self.S = UnitMatrix(problem, self.theta, max_bytes)
         self.regulariser = problem.lam * dom.regulariser(self.theta) if problem.lam else 0.0
 
         K, L = g.inner[:, 0], g.inner[:, 1]

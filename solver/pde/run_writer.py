@@ -1,9 +1,11 @@
-"""What a PDE run leaves in its run directory, written by rank 0 (collectives on all ranks).
+"""What a PDE run leaves in its run directory (rank 0 writes; collectives on all ranks).
 
-    timeseries.csv   every step: t, dt, E, loss, mass, min rho, dissipation, dE/dt, outflow
-    outputs.npz      at the output times: f_t(x_m), E, loss, MC
-    rho.xdmf         density snapshots (ParaView)
-    summary.json     written last: the run finished
+    timeseries.h5 / .csv   every step: t, dt, E, loss, mass, min rho, dissipation, dE/dt,
+                           boundary outflow; at the output times (h5): f_t(x_m), E, loss, MC
+    rho.bp                 density snapshots (VTX; ParaView's ADIOS2 VTX reader)
+    checkpoint.h5          the final state (or, after a failure, the last good one)
+    energy.png, density.png
+    summary.json           written last: the run finished
 """
 
 from __future__ import annotations
@@ -11,51 +13,63 @@ from __future__ import annotations
 from dataclasses import asdict
 
 import numpy as np
-from dolfinx import io
 
 from solver.io import RunDirectory
 from solver.model.problem import Problem
+from solver.pde.checkpoint import write_checkpoint
+from solver.pde.output import SnapshotWriter, write_timeseries
 from solver.pde.scheme import Diagnostics, Scheme
+from solver.plots import plot_energy, plot_snapshots
 from solver.settings import PDESettings
 
 
 class RunWriter:
-    """Writes snapshots during the run and the time series and summary at its end."""
+    """Writes snapshots during the run and the time series, checkpoint and figures after it."""
 
     def __init__(self, run_dir: RunDirectory | None, scheme: Scheme, problem: Problem,
                  settings: PDESettings):
-        self.run_dir, self.scheme, self.settings = run_dir, scheme, settings
-        self.xdmf = None
+        self.run_dir, self.scheme, self.problem, self.settings = run_dir, scheme, problem, settings
+        self.snapshots = None
         if run_dir is not None and settings.snapshots:
-            comm = scheme.mesh.comm
-            path = comm.bcast(str(run_dir / "rho.xdmf") if comm.rank == 0 else None, root=0)
-            self.xdmf = io.XDMFFile(comm, path, "w")
-            self.xdmf.write_mesh(scheme.mesh)
+            self.snapshots = SnapshotWriter(run_dir.path / "rho.bp", scheme.rho,
+                                            to_theta=problem.domain)
 
     def snapshot(self, t: float) -> None:
-        if self.xdmf is not None:
-            self.xdmf.write_function(self.scheme.rho, t)
+        if self.snapshots is not None:
+            self.snapshots.write(t)
 
-    def _write_steps(self, rows: dict[str, list[float]]) -> None:
-        if self.run_dir is not None:
-            self.run_dir.write_csv("timeseries.csv", list(rows), zip(*rows.values(), strict=True))
+    def _attrs(self, status: str) -> dict:
+        return {"status": status, "problem": self.problem.name, "settings": self.settings}
+
+    def _checkpoint(self, meta: dict) -> None:
+        write_checkpoint(self.run_dir.path / "checkpoint.h5", self.scheme.mesh, self.scheme.rho,
+                         {**meta, "settings": asdict(self.settings)})
 
     def failure(self, rows: dict[str, list[float]], t: float, step: int) -> None:
-        """The time series up to the last good step."""
-        self._write_steps(rows)
+        """The time series and the state of the last good step (collective)."""
+        if self.run_dir is None:
+            return
+        write_timeseries(self.run_dir, rows, {}, self._attrs(f"failed after step {step}"))
+        self._checkpoint({"t": t, "step": step, "status": "last good state before a failure"})
 
     def close(self) -> None:
-        if self.xdmf is not None:
-            self.xdmf.close()
-            self.xdmf = None
+        if self.snapshots is not None:
+            self.snapshots.close()
 
     def finish(self, result, first: Diagnostics, last: Diagnostics, t: float, step: int) -> None:
+        """Time series, checkpoint, figures, then summary.json (collective)."""
         if self.run_dir is None:
             return
         steps = result.steps
-        self._write_steps(steps)
-        self.run_dir.write_npz("outputs.npz", times=result.times, f=result.f,
-                               energy=result.energy, loss=result.loss, mc=result.mc)
+        outputs = {"times": result.times, "f": result.f, "energy": result.energy,
+                   "loss": result.loss, "mc": result.mc}
+        write_timeseries(self.run_dir, steps, outputs, self._attrs("finished"))
+        self._checkpoint({"t": t, "step": step, "dt": steps["dt"][-1], "status": "final"})
+        if self.run_dir.writer:
+            plot_energy(self.run_dir.path / "energy.png", steps)
+            if self.snapshots is not None:
+                plot_snapshots(self.run_dir.path / "density.png", self.snapshots.snapshots,
+                               type(self.problem.domain).__name__.lower())
         dedt, diss = np.array(steps["dEdt"][1:]), np.array(steps["dissipation"])
         mid = 0.5 * (diss[1:] + diss[:-1])
         self.run_dir.write_json("summary.json", {
