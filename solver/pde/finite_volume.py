@@ -227,6 +227,12 @@ class FiniteVolume:
             boundary_outflow=self.boundary_outflow(),
         )
 
+    def l1_error(self, exact) -> float:
+        """sum_K |rho_K - exact(theta_K)| |K| (midpoint rule; exact maps (Q, k) -> (Q,))."""
+        n = self.n_owned
+        diff = np.abs(self.rho.x.array[:n] - exact(self.theta[:n]))
+        return self._sum(diff @ self.geometry.volumes[:n])
+
     def mc_variance(self) -> float:
         """MC = sum_m w_m (int s^2 rho - f^2) at the current state."""
         local = self.S.forward_squared(self.weights())

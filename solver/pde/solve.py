@@ -52,6 +52,7 @@ class PDEResult:
     wall_time: float = 0.0
     cells: int = 0
     stopped: str = "t_final"
+    scheme: Scheme | None = field(default=None, repr=False)  # holds the final density
 
 
 def make_mesh(comm: MPI.Comm, problem: Problem, settings: PDESettings):
@@ -184,6 +185,7 @@ def solve(problem: Problem, settings: PDESettings, run_dir: RunDirectory | None 
         wall_time=comm.allreduce(time.perf_counter() - start, MPI.MAX),
         cells=scheme.mesh.topology.index_map(scheme.mesh.topology.dim).size_global,
         stopped=stopped,
+        scheme=scheme,
     )
     writer.finish(result, first, last, t, step)
     return result
