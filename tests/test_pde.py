@@ -124,3 +124,17 @@ def test_stationarity_stops_the_run_early():
     assert result.stopped == "stationary"
     assert result.times[-1] < 200.0
     assert result.steps["dissipation"][-1] < 1e-10
+
+
+def test_compressed_unit_matrix_changes_the_energy_by_less_than_its_tolerance():
+    from dataclasses import replace
+
+    from solver.model import quadrature
+
+    problem = replace(circle_problem(lam=0.05, t_final=0.5), data=quadrature.circle_lattice(256))
+    settings = replace(SETTINGS, cells=(48, 48))
+    dense = solve(problem, settings, comm=MPI.COMM_SELF)
+    compressed = solve(problem, replace(settings, compress_rtol=1e-8), comm=MPI.COMM_SELF)
+    assert compressed.scheme.S.rank < 40  # numerical rank ~30 at rtol 1e-8
+    np.testing.assert_allclose(compressed.energy, dense.energy, rtol=1e-8)
+    np.testing.assert_allclose(compressed.f, dense.f, atol=1e-8)

@@ -32,7 +32,7 @@ from mpi4py import MPI
 from scipy.special import xlogy
 
 from solver.model import functionals
-from solver.model.functionals import UnitMatrix
+from solver.model.compression import unit_matrix
 from solver.model.problem import Problem
 from solver.pde.fv_geometry import build_geometry
 from solver.pde.scheme import Diagnostics
@@ -76,9 +76,8 @@ class FiniteVolume:
         self.n_owned = g.n_owned
         dom = problem.domain
         self.theta = dom.from_mesh(g.centroids)
-        if compress_rtol is not None:
-            raise NotImplementedError("pde.compress_rtol: not wired yet")
-        self.S = UnitMatrix(problem, self.theta, max_bytes)
+        self.S = unit_matrix(problem, self.theta, self.comm, compress_rtol, max_bytes,
+                             n_owned=self.n_owned)
         self.regulariser = problem.lam * dom.regulariser(self.theta) if problem.lam else 0.0
 
         K, L = g.inner[:, 0], g.inner[:, 1]
