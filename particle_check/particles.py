@@ -32,10 +32,14 @@ class ParticleRun:
 
 
 def velocity(problem: Problem, theta: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(-grad Psi(theta_i; rho_n), f_n) for the particle cloud theta (n, k)."""
+    """(-grad Psi(theta_i; rho_n), f_n) for the particle cloud theta (n, k).
+
+    On a curved domain (the sphere) the velocity is projected on the tangent space.
+    """
     weights = np.full(len(theta), 1.0 / len(theta))
     f = functionals.network_output(problem, theta, weights)
-    return -functionals.potential_gradient(problem, theta, f), f
+    v = -functionals.potential_gradient(problem, theta, f)
+    return problem.domain.project_velocity(theta, v), f
 
 
 def _rk4(rhs: Callable[[np.ndarray], np.ndarray], theta: np.ndarray, dt: float) -> np.ndarray:
@@ -50,7 +54,8 @@ def simulate(problem: Problem, theta0: np.ndarray, times: np.ndarray, dt: float,
              integrator: str = "rk4") -> ParticleRun:
     """Integrate the particles from theta0, recording at ``times`` (times[0] = 0).
 
-    Each output interval is split into equal steps no longer than dt.
+    Each output interval is split into equal steps no longer than dt; after each step the
+    domain retracts the points to its chart (wraps angles, normalises on the sphere).
     """
     reuse_freed_memory()
 
@@ -73,6 +78,7 @@ def simulate(problem: Problem, theta0: np.ndarray, times: np.ndarray, dt: float,
         h = (t1 - t0) / steps
         for _ in range(steps):
             theta = _rk4(rhs, theta, h) if integrator == "rk4" else theta + h * rhs(theta)
+            theta = problem.domain.retract(theta)
         if not np.all(np.isfinite(theta)):
             raise FloatingPointError(f"particles: non-finite parameters by t={t1:.6g}; lower dt")
         record()

@@ -55,7 +55,7 @@ def main(argv: list[str] | None = None) -> int:
     p = cfg.problem
     if args.command == "check":
         print(f"{cfg.name}: unit {p.unit.name} (k={p.param_dim}), {p.data.size} data points "
-              f"({p.data.name}), domain {p.domain.lower}..{p.domain.upper}, t_final {p.t_final}")
+              f"({p.data.name}), {p.domain.describe()}, t_final {p.t_final}")
         return 0
 
     from mpi4py import MPI

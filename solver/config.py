@@ -8,8 +8,10 @@ and what is allowed. The layout (see examples/*.toml):
     [unit]                  kind + its parameters
     [data]                  kind + its parameters (a data quadrature)
     [target]                kind = expression | teacher | data
-    [domain]                lower, upper (the parameter box)
-    [initial]               kind = gaussian | uniform | mixture
+    [domain]                kind = box (lower, upper) | disc (center, radius) | circle |
+                            cylinder (lower, upper of c) | sphere
+    [initial]               kind = gaussian | uniform | mixture | uniform_sphere |
+                            von_mises_fisher
     [pde]                   cells | mesh + level | mesh_file; scheme (fv | dg), degree,
                             integrator (euler | ssprk2 | ssprk3 | implicit), cfl,
                             time_tolerance, stationary_tolerance, max_outflow, outputs,
@@ -28,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from solver.model import density, quadrature, targets, units
-from solver.model.domain import Box
+from solver.model.domain import Box, Circle, Cylinder, Disc, Domain, Sphere
 from solver.model.problem import Problem
 from solver.settings import INTEGRATORS, SCHEMES, ParticleSettings, PDESettings
 
@@ -217,9 +219,49 @@ def _target(t: _Table, unit: units.Unit, data: quadrature.DataQuadrature) -> tar
     return targets.TabulatedTarget(data.points, data.targets)
 
 
-def _initial(t: _Table) -> density.Density:
-    kind = t.choice("kind", ("gaussian", "uniform", "mixture"))
+def _domain(t: _Table, unit: units.Unit) -> Domain:
+    kind = t.choice("kind", ("box", "disc", "circle", "cylinder", "sphere"), "box")
+    k = unit.param_dim
+    if kind == "box":
+        lo = t.get("lower", "a list of numbers", check=_finite, allowed="finite numbers")
+        hi = t.get("upper", "a list of numbers", check=_finite, allowed="finite numbers")
+        if len(lo) != k or len(hi) != k:
+            raise ConfigError(
+                f"{t.field('lower')}/upper: got {len(lo)} and {len(hi)} entries; unit "
+                f"{unit.name!r} has {k} parameters"
+            )
+        domain = _build(t, lambda: Box(tuple(lo), tuple(hi)))
+    elif kind == "disc":
+        center = t.get("center", "a list of numbers", check=_finite, allowed="finite numbers")
+        radius = t.get("radius", "a number", check=_positive, allowed="a number > 0")
+        domain = _build(t, lambda: Disc(tuple(center), radius))
+    elif kind == "circle":
+        domain = Circle()
+    elif kind == "cylinder":
+        lo = t.get("lower", "a number", check=_finite, allowed="a finite number")
+        hi = t.get("upper", "a number", check=_finite, allowed="a finite number")
+        domain = _build(t, lambda: Cylinder(lo, hi))
+    else:
+        domain = _build(t, lambda: Sphere(k))
+    if domain.param_dim != k:
+        raise ConfigError(
+            f"{t.field('kind')}: a {kind} has {domain.param_dim} parameters but unit "
+            f"{unit.name!r} has {k}"
+        )
+    return domain
+
+
+def _initial(t: _Table, dim: int) -> density.Density:
+    kind = t.choice("kind", ("gaussian", "uniform", "mixture", "uniform_sphere",
+                             "von_mises_fisher"))
     nums = "a list of numbers"
+    if kind == "uniform_sphere":
+        return _build(t, lambda: density.UniformSphere(dim))
+    if kind == "von_mises_fisher":
+        mu = t.get("mean_direction", nums, check=_finite, allowed="finite numbers")
+        kappa = t.get("kappa", "a number", check=lambda v: _finite(v) and v >= 0,
+                      allowed="a finite number >= 0")
+        return _build(t, lambda: density.VonMisesFisher(mu, kappa))
     if kind == "gaussian":
         mean = t.get("mean", nums, check=_finite, allowed="finite numbers")
         std = t.get("std", nums, check=_positive, allowed="positive numbers")
@@ -253,12 +295,15 @@ def _petsc(t: _Table | None) -> tuple[tuple[str, str], ...]:
     return tuple(options)
 
 
-def _pde(t: _Table, dim: int) -> PDESettings:
+def _pde(t: _Table, domain: Domain) -> PDESettings:
     cells = t.get("cells", "a list of integers", (), check=_positive, allowed="positive integers")
-    if cells and len(cells) != dim:
+    counts = {Box: domain.param_dim, Disc: 1, Circle: 1, Cylinder: 2, Sphere: 1}
+    need = counts[type(domain)]
+    if cells and len(cells) != need:
         raise ConfigError(
-            f"{t.field('cells')}: got {cells}; the parameter space has dimension {dim}, "
-            f"give {dim} cell counts"
+            f"{t.field('cells')}: got {cells}; a mesh of the {domain.describe()} takes {need} "
+            f"number(s) (box: cells per axis; disc: rings; circle: edges; cylinder: cells in "
+            f"c and z; sphere: icosphere refinement level)"
         )
     petsc = t.table("petsc", required=False)
     settings = _build(t, lambda: PDESettings(
@@ -330,17 +375,10 @@ def parse(raw: dict[str, Any], base: Path = Path(".")) -> RunConfig:
     target = _target(tt, unit, data)
     tt.done()
     dt = top.table("domain")
-    lo = dt.get("lower", "a list of numbers", check=_finite, allowed="finite numbers")
-    hi = dt.get("upper", "a list of numbers", check=_finite, allowed="finite numbers")
+    domain = _domain(dt, unit)
     dt.done()
-    if len(lo) != unit.param_dim or len(hi) != unit.param_dim:
-        raise ConfigError(
-            f"domain.lower/upper: got {len(lo)} and {len(hi)} entries; unit {unit.name!r} "
-            f"has {unit.param_dim} parameters"
-        )
-    domain = _build(dt, lambda: Box(tuple(lo), tuple(hi)))
     it = top.table("initial")
-    initial = _initial(it)
+    initial = _initial(it, unit.param_dim)
     it.done()
     if initial.dim != unit.param_dim:
         raise ConfigError(
@@ -350,7 +388,7 @@ def parse(raw: dict[str, Any], base: Path = Path(".")) -> RunConfig:
     problem = _build(prob, lambda: Problem(unit, data, target, domain, initial, beta=beta,
                                            lam=lam, t_final=t_final, name=name))
     pt = top.table("pde", required=False)
-    pde = None if pt is None else _pde(pt, unit.param_dim)
+    pde = None if pt is None else _pde(pt, domain)
     if pt is not None:
         pt.done()
     qt = top.table("particles", required=False)

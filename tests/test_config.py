@@ -48,7 +48,8 @@ MALFORMED = [
     ("initial.mean", [0.0, math.nan], "initial.mean"),
     ("initial.mean", [0.0, 0.0, 0.0], "initial"),           # wrong dimension
     ("domain.lower", [-5.0], "domain.lower"),               # does not match k = 2
-    ("domain.upper", [5.0, -4.0], "domain"),                # upper < lower
+    ("domain.upper", -6.0, "domain"),                       # upper < lower
+    ("domain.kind", "torus", "domain.kind"),
     ("pde.cells", [64, 64, 64], "pde.cells"),               # mesh dim != parameter dim
     ("pde.cfl", 1.5, "pde.cfl"),                            # CFL-violating step
     ("pde.integrator", "rk9", "pde.integrator"),
@@ -76,7 +77,7 @@ def test_malformed_config_names_the_field(path, value, field):
 
 
 def test_domain_too_small_for_initial_density():
-    raw = _set("domain.upper", [5.0, 0.5])
+    raw = _set("domain.upper", 0.5)
     with pytest.raises(ConfigError, match=r"domain.*outside.*enlarge"):
         parse(raw)
 

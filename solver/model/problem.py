@@ -44,10 +44,12 @@ class Problem:
 
     def __post_init__(self) -> None:
         k = self.unit.param_dim
-        if self.domain.dim != k:
+        if self.domain.param_dim != k:
+            hint = (f"give lower/upper with {k} entries" if self.domain.kind == "box"
+                    else f"choose a domain with {k} parameters")
             raise ValueError(
-                f"domain: has dimension {self.domain.dim} but unit {self.unit.name!r} has "
-                f"{k} parameters; give lower/upper with {k} entries"
+                f"domain: has dimension {self.domain.param_dim} but unit {self.unit.name!r} has "
+                f"{k} parameters; {hint}"
             )
         if self.initial.dim != k:
             raise ValueError(
@@ -75,8 +77,8 @@ class Problem:
         outside = 1.0 - self.initial.mass_in(self.domain)
         if outside > MAX_INITIAL_MASS_OUTSIDE:
             raise ValueError(
-                f"domain: {outside:.2%} of the initial density lies outside "
-                f"lower={list(self.domain.lower)}, upper={list(self.domain.upper)}; "
+                f"domain: {outside:.2%} of the initial density lies outside the "
+                f"{self.domain.describe()}; "
                 f"enlarge the domain (at most {MAX_INITIAL_MASS_OUTSIDE:.1%} may be cut)"
             )
         y = self.data.targets if self.data.targets is not None else self.target(self.data.points)

@@ -19,7 +19,7 @@ from tqdm import tqdm
 from solver.io import RunDirectory
 from solver.model.problem import Problem
 from solver.pde.finite_volume import FiniteVolume
-from solver.pde.meshes import box_mesh
+from solver.pde.meshes import build_mesh, load_mesh, read_mesh
 from solver.pde.run_writer import RunWriter
 from solver.pde.scheme import Diagnostics, Scheme
 from solver.pde.timestepping import try_step
@@ -56,8 +56,12 @@ class PDEResult:
 
 
 def make_mesh(comm: MPI.Comm, problem: Problem, settings: PDESettings):
-    """The mesh of the problem's domain the settings name."""
-    return box_mesh(comm, problem.domain, settings.cells)
+    """The mesh of the problem's domain the settings name (cells, mesh + level, or a file)."""
+    if settings.mesh is not None:
+        return load_mesh(comm, problem.domain, settings.mesh, settings.level)
+    if settings.mesh_file is not None:
+        return read_mesh(comm, settings.mesh_file, problem.domain)
+    return build_mesh(comm, problem.domain, settings.cells)
 
 
 def make_scheme(problem: Problem, settings: PDESettings, comm: MPI.Comm) -> Scheme:
