@@ -138,3 +138,21 @@ def test_compressed_unit_matrix_changes_the_energy_by_less_than_its_tolerance():
     assert compressed.scheme.S.rank < 40  # numerical rank ~30 at rtol 1e-8
     np.testing.assert_allclose(compressed.energy, dense.energy, rtol=1e-8)
     np.testing.assert_allclose(compressed.f, dense.f, atol=1e-8)
+
+
+def test_petsc_options_choose_the_implicit_solver():
+    """A direct MUMPS solve conserves mass to round-off; a loose GMRES breaks the mass check."""
+    from dataclasses import replace
+
+    base = PDESettings(cells=(200,), integrator="implicit", outputs=1, snapshots=0,
+                       progress=False)
+    problem = noisy_linear_problem()
+    direct = (("ksp_type", "preonly"), ("pc_type", "lu"),
+              ("pc_factor_mat_solver_type", "mumps"))
+    drift = {}
+    loose = (("ksp_type", "gmres"), ("pc_type", "jacobi"), ("ksp_rtol", "1e-6"))
+    for name, petsc in (("direct", direct), ("loose", loose)):
+        result = solve(problem, replace(base, petsc=petsc), comm=MPI.COMM_SELF)
+        drift[name] = np.max(np.abs(np.array(result.steps["mass"]) - 1.0))
+    assert drift["direct"] < 1e-14
+    assert drift["loose"] > 1e-12
