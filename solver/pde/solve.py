@@ -72,7 +72,7 @@ def make_scheme(problem: Problem, settings: PDESettings, comm: MPI.Comm) -> Sche
             raise ValueError('pde.scheme: "dg" is for beta = inf; use "fv" (Scharfetter-Gummel)')
         from solver.pde.dg_transport import DGTransport
 
-        return DGTransport(msh, problem, settings.degree)
+        return DGTransport(msh, problem, settings.degree, compress_rtol=settings.compress_rtol)
     return FiniteVolume(msh, problem, compress_rtol=settings.compress_rtol)
 
 
