@@ -24,6 +24,9 @@ Initial rules (``rule``):
   differ by ``1 - mass_in(domain)`` (``initial_mass_cut``).
 - "domain": rho_0 restricted to the domain exactly (``rules.restricted_rule``, composite
   Gauss-Legendre on the domain's box, converged to 1e-13; ``nodes`` is ignored).
+- "grid": rho_0 restricted to the domain on a composite Gauss-Legendre grid of the domain's
+  box with ``nodes`` panels of 4 nodes per axis (the periodic trapezoid on angles), weights
+  rho_0(theta_q) w_q normalised: refinable without bound, for checking the other rules.
 - "sphere": for a sphere domain (unit vectors in R^2 or R^3) and a density on it, the product
   rule (composite Gauss-Legendre in cos(polar angle) x trapezoid in azimuth, about the north
   pole) weighted by the density, ``nodes`` = Gauss-Legendre nodes in the polar direction.
@@ -46,8 +49,10 @@ from scipy.integrate import solve_ivp
 from solver.model import functionals
 from solver.model.problem import Problem
 from solver.reference.rules import (
+    box_rule,
     gauss_legendre,
     native_rule,
+    periodic_axes,
     periodic_trapezoid,
     restricted_rule,
     tensor,
@@ -110,13 +115,18 @@ def initial_nodes(problem: Problem, nodes: int | Sequence[int] = 32, rule: str =
     if rule == "domain":
         rr = restricted_rule(problem.domain, problem.initial)
         return rr.theta, rr.density_weights, 0.0, 0.0
+    if rule == "grid":
+        grid = box_rule(problem.domain, 4, nodes, periodic=periodic_axes(problem.domain))
+        W = grid.weights * problem.initial.pdf(grid.theta)
+        keep = W > 0
+        return grid.theta[keep], W[keep] / W.sum(), 0.0, 0.0
     if rule == "sphere":
         if problem.domain.manifold_dim != problem.param_dim - 1:
             raise ValueError("rule 'sphere': the domain is not a sphere")
         theta, W = _sphere_rule(problem, int(np.max(nodes)))
         return theta, W, 0.0, 0.0
     if rule != "native":
-        raise ValueError(f"rule: expected 'native', 'domain' or 'sphere', got {rule!r}")
+        raise ValueError(f"rule: expected 'native', 'domain', 'grid' or 'sphere', got {rule!r}")
     theta, W = native_rule(problem.initial, nodes)
     inside = problem.domain.contains(theta)
     dropped = float(W[~inside].sum())
