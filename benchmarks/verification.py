@@ -176,9 +176,12 @@ STUDIES = {
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("studies", nargs="*", default=list(STUDIES), choices=list(STUDIES))
+    parser.add_argument("studies", nargs="*", help=f"any of {', '.join(STUDIES)} (default all)")
     args = parser.parse_args()
-    for name in args.studies:
+    unknown = set(args.studies) - set(STUDIES)
+    if unknown:
+        parser.error(f"unknown studies {sorted(unknown)}; choose from {list(STUDIES)}")
+    for name in args.studies or STUDIES:
         STUDIES[name]()
 
 

@@ -102,7 +102,14 @@ class _Stepper:
         dt = min(self.next_dt, s.max_step, remaining)
         rho = self.scheme.density()
         while True:
-            self.scheme.set_density(self.implicit.solve(dt))
+            new = self.implicit.solve(dt)
+            if new is None:  # the KSP failed: a smaller step is better conditioned
+                dt *= 0.5
+                if dt < min_dt:
+                    raise SchemeFailure(f"{where}: the implicit solve (pde.petsc) failed down "
+                                        f"to dt = {dt:.3g}")
+                continue
+            self.scheme.set_density(new)
             rate = self.scheme.rate()
             err = self.implicit.error_estimate(self.rate, rate, dt)
             grow = 0.9 * np.sqrt(s.time_tolerance / err) if err > 0 else 2.0
