@@ -72,23 +72,22 @@ TIMESERIES_VERSION = 1
 
 # -- atomic files ----------------------------------------------------------------------
 
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 def _fsync_dir(path: Path) -> None:
     with contextlib.suppress(OSError):  # not every file system lets a directory be synced
-        fd = os.open(path, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        _fsync(path)
 
 
 def _fsync_tree(path: Path) -> None:
-    paths = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
-    for p in paths:
-        fd = os.open(p, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+    for p in sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]:
+        _fsync(p)
 
 
 def _remove(path: Path) -> None:
