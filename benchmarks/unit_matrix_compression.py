@@ -47,8 +47,9 @@ RTOLS = (1e-4, 1e-6, 1e-8, 1e-10)
 
 
 def centroids(problem: Problem, n: int) -> tuple[np.ndarray, float]:
-    """Cell centroids (n^2, 2) of an n x n grid on the problem's box, and the cell area."""
-    lo, hi = np.asarray(problem.domain.lower), np.asarray(problem.domain.upper)
+    """Cell centroids (n^2, 2) of an n x n grid on the domain's (c, z) box, and the cell area."""
+    box = problem.domain.bounding_box()
+    lo, hi = np.asarray(box.lower), np.asarray(box.upper)
     axes = [a + (np.arange(n) + 0.5) * (b - a) / n for a, b in zip(lo, hi, strict=True)]
     C, Z = np.meshgrid(*axes, indexing="ij")
     return np.column_stack([C.ravel(), Z.ravel()]), float(np.prod((hi - lo) / n))
