@@ -154,3 +154,28 @@ def test_petsc_options_choose_the_implicit_solver():
     assert np.max(np.abs(np.array(result.steps["mass"]) - 1.0)) < 1e-14
     with pytest.raises(SchemeFailure, match=r"step 1, .*mass"):
         solve(problem, replace(base, petsc=loose), comm=MPI.COMM_SELF)
+
+
+def test_a_failed_check_leaves_the_last_good_state_on_disk(tmp_path):
+    from solver.io import RunDirectory
+    from solver.pde.checkpoint import read_checkpoint
+    from solver.pde.output import read_timeseries
+
+    bad = PDESettings(cells=(24, 24), integrator="euler", outputs=2, snapshots=0,
+                      progress=False)
+    object.__setattr__(bad, "cfl", 40.0)  # bypass validation to force a failure at step 1
+    with pytest.raises(SchemeFailure):
+        solve(circle_problem(t_final=4.0), bad, RunDirectory(tmp_path), comm=MPI.COMM_SELF)
+    assert not (tmp_path / "summary.json").exists()
+    steps, _, attrs = read_timeseries(tmp_path / "timeseries.h5")
+    assert list(steps["step"]) == [0.0] and attrs["status"].startswith("failed")
+    scheme = solve(circle_problem(t_final=0.1), replace_outputs(1), comm=MPI.COMM_SELF).scheme
+    meta = read_checkpoint(tmp_path / "checkpoint.h5", scheme.mesh, scheme.rho)
+    assert meta["status"].startswith("last good") and meta["step"] == 0
+    np.testing.assert_allclose(scheme.density(), scheme.initial_density(), rtol=1e-14)
+
+
+def replace_outputs(outputs: int) -> PDESettings:
+    from dataclasses import replace
+
+    return replace(SETTINGS, outputs=outputs)

@@ -79,3 +79,29 @@ def test_serial_equals_parallel_on_every_domain(kind):
     np.testing.assert_allclose(parallel.f, serial.f, rtol=1e-10, atol=1e-12)
     np.testing.assert_allclose(parallel.steps["dissipation"], serial.steps["dissipation"],
                                rtol=1e-9)
+
+
+@pytest.mark.parametrize("kind", ["cylinder", "sphere"])
+def test_dg_on_a_named_surface_mesh(kind):
+    """DG1 on the shipped reference meshes (triangles in R^3): structure every step."""
+    prob, _ = problem(kind)
+    settings = PDESettings(mesh=kind, level=1, scheme="dg", degree=1, integrator="ssprk3",
+                           outputs=2, snapshots=0, progress=False)
+    result = solve(prob, settings, comm=MPI.COMM_SELF)
+    steps = {k: np.array(v) for k, v in result.steps.items()}
+    assert np.ptp(steps["mass"]) < 1e-12
+    assert steps["min_rho"].min() >= 0
+    assert np.all(np.diff(steps["energy"]) <= 0)
+    assert result.energy[-1] < result.energy[0]
+
+
+@pytest.mark.mpi
+@pytest.mark.parametrize("kind", ["cylinder", "sphere"])
+def test_dg_serial_equals_parallel_on_surfaces(kind):
+    prob, cells = problem(kind)
+    settings = PDESettings(cells=cells, scheme="dg", degree=1, integrator="ssprk3", outputs=2,
+                           snapshots=0, progress=False)
+    serial = solve(prob, settings, comm=MPI.COMM_SELF)
+    parallel = solve(prob, settings, comm=MPI.COMM_WORLD)
+    np.testing.assert_allclose(parallel.energy, serial.energy, rtol=1e-10)
+    np.testing.assert_allclose(parallel.f, serial.f, rtol=1e-10, atol=1e-12)

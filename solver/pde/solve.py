@@ -180,7 +180,7 @@ def solve(problem: Problem, settings: PDESettings, run_dir: RunDirectory | None 
             output(index, t, last)
     except (SchemeFailure, RuntimeError):
         scheme.set_density(good)
-        writer.failure(rows, t, step)
+        writer.failure(rows, rows["t"][-1], int(rows["step"][-1]))
         raise
     finally:
         bar.close()
