@@ -3,7 +3,7 @@
 Run directory layout::
 
     <output>/config.toml, provenance.json
-    <output>/pde/         timeseries.csv, outputs.npz, rho.xdmf, summary.json
+    <output>/pde/         timeseries.h5/.csv, rho.bp, checkpoint.h5, figures, summary.json
     <output>/particles/   one npz per (n, seed) task
     <output>/             comparison.csv, comparison.png, summary.json (written last)
 """
@@ -11,6 +11,7 @@ Run directory layout::
 from __future__ import annotations
 
 import shutil
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +23,7 @@ from particle_check.report import write_report
 from solver.config import RunConfig
 from solver.io import RunDirectory
 from solver.provenance import provenance
+from solver.settings import PDESettings
 
 
 class RunExists(RuntimeError):
@@ -71,6 +73,34 @@ def run_pde(cfg: RunConfig, run_dir: RunDirectory, comm: MPI.Comm):
         raise ValueError("[pde]: this config has no pde section")
     pde_dir = RunDirectory(run_dir / "pde", writer=run_dir.writer)
     return solve(cfg.problem, cfg.pde, pde_dir, comm)
+
+
+def coarse_settings(settings: PDESettings) -> PDESettings | None:
+    """The settings of the error-budget run: half the cells per direction (one level less
+    for a named mesh or an icosphere), or degree 1 for DG2 on a mesh file; None if neither."""
+    if settings.scheme == "dg" and settings.degree == 2:
+        return replace(settings, degree=1, snapshots=0, progress=False)
+    if settings.mesh is not None and settings.level > 0:
+        return replace(settings, level=settings.level - 1, snapshots=0, progress=False)
+    if settings.cells and all(c >= 2 for c in settings.cells):
+        cells = tuple(max(1, c // 2) for c in settings.cells)
+        return replace(settings, cells=cells, snapshots=0, progress=False)
+    return None
+
+
+def pde_error(cfg: RunConfig, fine, comm: MPI.Comm) -> np.ndarray | None:
+    """||f_t(fine) - f_t(coarse)||_{L2(mu)} at the output times: the error of the coarse run,
+    an upper estimate of the fine run's own error (None when no coarser run exists)."""
+    from solver.pde.solve import solve
+
+    coarse = coarse_settings(cfg.pde)
+    if coarse is None:
+        return None
+    try:
+        other = solve(cfg.problem, coarse, None, comm)
+    except ValueError:  # e.g. too few cells for the domain's mesh
+        return None
+    return np.sqrt(((fine.f - other.f) ** 2) @ cfg.problem.data.weights)
 
 
 def run_comparison(cfg: RunConfig, run_dir: RunDirectory, comm: MPI.Comm) -> dict | None:

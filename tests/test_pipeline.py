@@ -26,3 +26,14 @@ def test_finished_or_foreign_runs_are_not_overwritten(tmp_path):
         prepare_run_dir(cfg, EXAMPLE, MPI.COMM_SELF, force=False)
     prepare_run_dir(cfg, other, MPI.COMM_SELF, force=True)
     assert not stale.exists() and not (cfg.output / "summary.json").exists()
+
+
+def test_error_budget_run_is_coarser():
+    from particle_check.pipeline import coarse_settings
+    from solver.settings import PDESettings
+
+    assert coarse_settings(PDESettings(cells=(128, 64))).cells == (64, 32)
+    assert coarse_settings(PDESettings(mesh="sphere", level=2)).level == 1
+    dg2 = coarse_settings(PDESettings(mesh_file="m.xdmf", scheme="dg", degree=2))
+    assert (dg2.degree, dg2.mesh_file) == (1, "m.xdmf")
+    assert coarse_settings(PDESettings(mesh="sphere", level=0)) is None
