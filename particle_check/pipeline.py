@@ -5,7 +5,8 @@ Run directory layout::
     <output>/config.toml, provenance.json
     <output>/pde/         timeseries.h5/.csv, rho.bp, checkpoint.h5, figures, summary.json
     <output>/particles/   one npz per (n, seed) task
-    <output>/             comparison.csv, comparison.png, summary.json (written last)
+    <output>/             comparison.csv, report.md, gap_vs_n.png, alpha.png, loss.png,
+                          crbv.png, comparison.png, summary.json (written last)
 """
 
 from __future__ import annotations
@@ -88,9 +89,10 @@ def coarse_settings(settings: PDESettings) -> PDESettings | None:
     return None
 
 
-def pde_error(cfg: RunConfig, fine, comm: MPI.Comm) -> np.ndarray | None:
-    """||f_t(fine) - f_t(coarse)||_{L2(mu)} at the output times: the error of the coarse run,
-    an upper estimate of the fine run's own error (None when no coarser run exists)."""
+def pde_error(cfg: RunConfig, fine, comm: MPI.Comm) -> tuple[np.ndarray, np.ndarray] | None:
+    """(||f_t(fine) - f_t(coarse)||_{L2(mu)}, |MC_fine(t) - MC_coarse(t)|) at the output times:
+    the coarse run's error, an upper estimate of the fine run's own (None when no coarser run
+    exists). Collective."""
     from solver.pde.solve import solve
 
     coarse = coarse_settings(cfg.pde)
@@ -100,7 +102,8 @@ def pde_error(cfg: RunConfig, fine, comm: MPI.Comm) -> np.ndarray | None:
         other = solve(cfg.problem, coarse, None, comm)
     except ValueError:  # e.g. too few cells for the domain's mesh
         return None
-    return np.sqrt(((fine.f - other.f) ** 2) @ cfg.problem.data.weights)
+    return (np.sqrt(((fine.f - other.f) ** 2) @ cfg.problem.data.weights),
+            np.abs(fine.mc - other.mc))
 
 
 def run_comparison(cfg: RunConfig, run_dir: RunDirectory, comm: MPI.Comm) -> dict | None:
@@ -109,10 +112,13 @@ def run_comparison(cfg: RunConfig, run_dir: RunDirectory, comm: MPI.Comm) -> dic
         raise ValueError("[particles]: this config has no particles section")
     pde = run_pde(cfg, run_dir, comm)
     part_dir = RunDirectory(run_dir / "particles", writer=True)
+    budget = pde_error(cfg, pde, comm)
     runs = run_ensemble(cfg.problem, cfg.particles, pde.times, part_dir, comm, cfg.pde.progress)
     if comm.rank != 0:
         return None
-    cmp = compare(cfg.problem.data.weights, pde.times, pde.f, pde.loss, pde.mc, runs)
+    f_error, mc_error = budget if budget is not None else (None, None)
+    cmp = compare(cfg.problem.data.weights, pde.times, pde.f, pde.loss, pde.mc, runs,
+                  pde_error=f_error, pde_mc_error=mc_error, targets=cfg.problem.y)
     summary = write_report(cmp, run_dir, f"{cfg.name}: PDE ({pde.cells} cells) vs particles")
     summary["pde_wall_time_s"] = pde.wall_time
     summary["pde_energy_monotone"] = bool(np.all(np.diff(pde.steps["energy"]) <= 0))
