@@ -48,8 +48,10 @@ def run_ensemble(problem: Problem, settings: ParticleSettings, times: np.ndarray
                 if np.array_equal(data["times"], times):
                     mine[(n, seed)] = ParticleRun(**{k: data[k] for k in data.files})
                     continue
-        theta0 = problem.sample_initial(settings.rng(n, seed), n)
-        run = simulate(problem, theta0, times, settings.dt, settings.integrator)
+        rng = settings.rng(n, seed)
+        theta0 = problem.sample_initial(rng, n)
+        run = simulate(problem, theta0, times, settings.dt, settings.integrator, rng=rng,
+                       batch=settings.batch, rtol=settings.rtol)
         if run_dir is not None:
             RunDirectory(run_dir.path).write_npz(task_name(n, seed), **vars(run))
         mine[(n, seed)] = run

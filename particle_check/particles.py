@@ -1,10 +1,36 @@
-"""Gradient descent of n particles in the mean-field time scaling (numpy).
+"""n particles in the mean-field time scaling (numpy): GD, noisy GD and online SGD.
 
-    d theta_i/dt = -grad Psi(theta_i; rho_n),   rho_n = (1/n) sum_i delta(theta_i),
+    d theta_i = -grad Psi(theta_i; rho_n) dt (+ sqrt(2/beta) dW_i),
+    rho_n = (1/n) sum_i delta(theta_i),
 
-so each particle moves at O(1) speed and n -> infinity gives the PDE. One right-hand
-side costs two O(n M) passes through the unit matrix (f_n, then grad Psi), in
-column blocks so memory stays bounded.
+so each particle moves at O(1) speed and n -> infinity gives the PDE. Works for any
+Problem and any parameter dimension k (no mesh is involved): a Sphere(25) is as good as
+an interval.
+
+Integrators (``simulate``):
+
+- "rk4" / "euler": fixed steps no longer than dt per output interval (GD);
+- "adaptive": Dormand-Prince 5(4) with error control (rtol, atol), steps ending exactly
+  on the output times (GD);
+- noise (default: on iff problem.beta is finite): Euler-Maruyama,
+  theta += v dt + sqrt(2 dt / beta) xi, xi standard normal made tangent to the domain
+  (zero along frozen axes); needs integrator "euler" (RK4 and "adaptive" are refused);
+- batch = P (online SGD): every step draws P fresh samples x_p from the data law
+  (``problem.data.sampler``) with targets y_p = problem.target(x_p), and uses the
+  batch mean in place of E_mu in f_n and grad Psi ("euler" is plain SGD; "rk4" keeps
+  the step's batch for all four stages).
+
+After every step the domain retracts the points (wraps angles, normalises on the
+sphere); with noise, points are also reflected at the walls of boxes, discs and the c
+range of cylinders (the PDE's no-flux boundary). The outputs are always f_n at the
+data quadrature points, so the PDE comparison uses the same L2(mu) norm.
+
+Cost: one right-hand side is one fused pass per column block of the particles
+(``Unit.output_and_vjp``: the unit's exp/trig/activation matrix is evaluated once, then
+f_n is a matrix-vector product), then the matrix products of grad Psi with the kept
+matrices: O(n M) at BLAS speed. Blocks are ~``block_bytes`` wide (cache-sized); the
+matrices of at most ``max_bytes`` are kept between the two passes, the rest are
+recomputed, so memory stays bounded for any n.
 """
 
 from __future__ import annotations
@@ -16,30 +42,196 @@ from dataclasses import dataclass
 import numpy as np
 
 from solver.model import functionals
+from solver.model.domain import Box, Circle, Cylinder, Disc, Domain
 from solver.model.memory import reuse_freed_memory
 from solver.model.problem import Problem
+
+#: Memory kept between the f_n pass and the grad Psi pass of one right-hand side. Keep it
+#: below glibc's trim threshold (128 MiB after solver.model.memory.reuse_freed_memory): a
+#: larger freed heap top is returned to the system after every call and faults back in
+#: page by page on the next (2x slower at n = 2^16, M = 256).
+DEFAULT_MAX_BYTES = 64 * 2**20
+#: Width of one column block of the unit matrix, in bytes of one (M, block) array.
+DEFAULT_BLOCK_BYTES = 2 * 2**20
+
+INTEGRATORS = ("euler", "rk4", "adaptive")
 
 
 @dataclass
 class ParticleRun:
-    """f_n(t)(x_m), loss and energy at the output times, and the final particles."""
+    """f_n(t)(x_m), loss and energy at the output times, and the final particles.
+
+    energy = loss + lam sum_i r(theta_i) / n (no entropy term for noisy runs).
+    steps: accepted time steps; evaluations: right-hand sides computed (both totals).
+    """
 
     times: np.ndarray
     f: np.ndarray
     loss: np.ndarray
     energy: np.ndarray
     theta: np.ndarray
+    steps: int = 0
+    evaluations: int = 0
 
 
-def velocity(problem: Problem, theta: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+@dataclass(frozen=True)
+class DataBatch:
+    """The expectation E_mu the velocity uses: points (P, d), weights (P,), targets (P,)."""
+
+    points: np.ndarray
+    weights: np.ndarray
+    y: np.ndarray
+
+
+def full_data(problem: Problem) -> DataBatch:
+    """The data quadrature of the problem (GD)."""
+    return DataBatch(problem.data.points, problem.data.weights, problem.y)
+
+
+def draw_batch(problem: Problem, rng: np.random.Generator, size: int) -> DataBatch:
+    """P = size fresh samples of the data law with weights 1/P and y = problem.target(x)."""
+    sampler = getattr(problem.data, "sampler", None)
+    if sampler is None or not callable(sampler):
+        raise ValueError(
+            f"particles: batch = {size} (online SGD) draws fresh samples from the data law, "
+            f"but the data quadrature {problem.data.name!r} has no sampler; run GD "
+            f"(batch = None) or use data with a law to sample from"
+        )
+    x = problem.data.sample(rng, size)
+    y = np.asarray(problem.target(x), dtype=float)
+    if y.shape != (size,) or not np.all(np.isfinite(y)):
+        raise ValueError(f"particles: target values at the {size} batch samples must be "
+                         f"{size} finite numbers, got shape {y.shape}")
+    return DataBatch(x, np.full(size, 1.0 / size), y)
+
+
+# --- the fused right-hand side ------------------------------------------------------------
+
+
+def _block_width(M: int, block_bytes: int) -> int:
+    return max(1, int(block_bytes) // (8 * M))
+
+
+def fused_output(problem: Problem, theta: np.ndarray, data: DataBatch | None = None,
+                 block_bytes: int = DEFAULT_BLOCK_BYTES) -> np.ndarray:
+    """f_n(x_m) = (1/n) sum_i s(x_m; theta_i) at the data points (M,), blockwise."""
+    data = full_data(problem) if data is None else data
+    x, n = data.points, len(theta)
+    weights = np.full(n, 1.0 / n)
+    f = np.zeros(len(x))
+    width = _block_width(len(x), block_bytes)
+    for start in range(0, n, width):
+        cols = slice(start, min(start + width, n))
+        f += problem.unit.output_and_vjp(x, theta[cols], weights[cols])[0]
+    return f
+
+
+def potential_gradient_and_output(
+        problem: Problem, theta: np.ndarray, data: DataBatch | None = None,
+        max_bytes: int = DEFAULT_MAX_BYTES,
+        block_bytes: int = DEFAULT_BLOCK_BYTES) -> tuple[np.ndarray, np.ndarray]:
+    """(grad Psi(theta_i; rho_n) (n, k), f_n at the data points (M,)) in two fused passes.
+
+    Pass 1 walks the column blocks once: the unit evaluates its matrix, adds its share of
+    f_n and returns a vjp holding that matrix (kept for the last blocks whose total is
+    <= max_bytes). Pass 2, in reverse order (the last blocks are still in cache), applies
+    the vjps to v_m = w_m (f_n(x_m) - y_m); blocks not kept are evaluated again.
+    Frozen axes get zero gradient; lam grad r is added.
+    """
+    data = full_data(problem) if data is None else data
+    unit, x = problem.unit, data.points
+    n, M = len(theta), len(x)
+    weights = np.full(n, 1.0 / n)
+    width = _block_width(M, block_bytes)
+    blocks = [slice(start, min(start + width, n)) for start in range(0, n, width)]
+    # keep the last blocks that fit: pass 2 starts with them while they are still cached
+    tail_cost = np.cumsum([8 * M * (c.stop - c.start) * unit.fused_entries
+                           for c in reversed(blocks)])
+    first_kept = len(blocks) - int(np.searchsorted(tail_cost, max_bytes, side="right"))
+    f = np.zeros(M)
+    kept: list[tuple[slice, Callable[[np.ndarray], np.ndarray] | None]] = []
+    for b, cols in enumerate(blocks):
+        part, vjp = unit.output_and_vjp(x, theta[cols], weights[cols])
+        f += part
+        kept.append((cols, vjp if b >= first_kept else None))
+        del vjp
+    v = data.weights * (f - data.y)
+    grad = np.empty(theta.shape)
+    while kept:
+        cols, vjp = kept.pop()
+        if vjp is None:
+            vjp = unit.output_and_vjp(x, theta[cols], weights[cols])[1]
+        grad[cols] = vjp(v)
+        del vjp
+    if problem.lam:
+        grad += problem.lam * problem.domain.regulariser_gradient(theta)
+    if problem.frozen:
+        grad[:, list(problem.frozen)] = 0.0
+    return grad, f
+
+
+def velocity(problem: Problem, theta: np.ndarray, data: DataBatch | None = None,
+             max_bytes: int = DEFAULT_MAX_BYTES,
+             block_bytes: int = DEFAULT_BLOCK_BYTES) -> tuple[np.ndarray, np.ndarray]:
     """(-grad Psi(theta_i; rho_n), f_n) for the particle cloud theta (n, k).
 
+    data: the expectation to use (default: the data quadrature; a DataBatch for SGD).
     On a curved domain (the sphere) the velocity is projected on the tangent space.
     """
+    grad, f = potential_gradient_and_output(problem, theta, data, max_bytes, block_bytes)
+    np.negative(grad, out=grad)
+    return problem.domain.project_velocity(theta, grad), f
+
+
+def velocity_unfused(problem: Problem, theta: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The two-pass reference: f_n from the unit matrix, then theta_vjp recomputing it."""
     weights = np.full(len(theta), 1.0 / len(theta))
     f = functionals.network_output(problem, theta, weights)
     v = -functionals.potential_gradient(problem, theta, f)
     return problem.domain.project_velocity(theta, v), f
+
+
+# --- boundaries and noise ------------------------------------------------------------------
+
+
+def _fold(x: np.ndarray, lo: float | np.ndarray, hi: float | np.ndarray) -> np.ndarray:
+    """Mirror x into [lo, hi] (any number of reflections)."""
+    length = hi - lo
+    return lo + length - np.abs(np.mod(x - lo, 2 * length) - length)
+
+
+def reflect(domain: Domain, theta: np.ndarray) -> np.ndarray:
+    """Points outside a box, a disc or a cylinder's c range mirrored back inside."""
+    if isinstance(domain, Box):
+        lo, hi = np.asarray(domain.lower), np.asarray(domain.upper)
+        if np.any(theta < lo) or np.any(theta > hi):
+            theta = _fold(theta, lo, hi)
+    elif isinstance(domain, Cylinder):
+        c = theta[:, 0]
+        if np.any(c < domain.lower) or np.any(c > domain.upper):
+            theta = theta.copy()
+            theta[:, 0] = _fold(c, domain.lower, domain.upper)
+    elif isinstance(domain, Disc):
+        d = theta - np.asarray(domain.center)
+        r = np.linalg.norm(d, axis=1)
+        out = r > domain.radius
+        if np.any(out):
+            theta = theta.copy()
+            scale = _fold(r[out], 0.0, domain.radius) / r[out]
+            theta[out] = np.asarray(domain.center) + d[out] * scale[:, None]
+    return theta
+
+
+def _noise(problem: Problem, rng: np.random.Generator, theta: np.ndarray,
+           h: float) -> np.ndarray:
+    """sqrt(2 h / beta) xi, xi ~ N(0, I) tangent to the domain, zero along frozen axes."""
+    xi = rng.standard_normal(theta.shape)
+    if problem.frozen:
+        xi[:, list(problem.frozen)] = 0.0
+    return np.sqrt(2.0 * h / problem.beta) * problem.domain.project_velocity(theta, xi)
+
+
+# --- integrators ---------------------------------------------------------------------------
 
 
 def _rk4(rhs: Callable[[np.ndarray], np.ndarray], theta: np.ndarray, dt: float) -> np.ndarray:
@@ -50,37 +242,188 @@ def _rk4(rhs: Callable[[np.ndarray], np.ndarray], theta: np.ndarray, dt: float) 
     return theta + dt / 6 * (k1 + 2 * k2 + 2 * k3 + k4)
 
 
-def simulate(problem: Problem, theta0: np.ndarray, times: np.ndarray, dt: float,
-             integrator: str = "rk4") -> ParticleRun:
-    """Integrate the particles from theta0, recording at ``times`` (times[0] = 0).
+# Dormand-Prince 5(4): nodes, stage coefficients, 5th-order weights, error weights (5th - 4th).
+_DP_C = (0.0, 1 / 5, 3 / 10, 4 / 5, 8 / 9, 1.0)
+_DP_A = (
+    (),
+    (1 / 5,),
+    (3 / 40, 9 / 40),
+    (44 / 45, -56 / 15, 32 / 9),
+    (19372 / 6561, -25360 / 2187, 64448 / 6561, -212 / 729),
+    (9017 / 3168, -355 / 33, 46732 / 5247, 49 / 176, -5103 / 18656),
+)
+_DP_B = (35 / 384, 0.0, 500 / 1113, 125 / 192, -2187 / 6784, 11 / 84)
+_DP_E = (71 / 57600, 0.0, -71 / 16695, 71 / 1920, -17253 / 339200, 22 / 525, -1 / 40)
 
-    Each output interval is split into equal steps no longer than dt; after each step the
-    domain retracts the points to its chart (wraps angles, normalises on the sphere).
+
+def _combine(theta: np.ndarray, h: float, coeffs, ks) -> np.ndarray:
+    out = theta.copy()
+    for a, k in zip(coeffs, ks, strict=False):
+        if a:
+            out += (h * a) * k
+    return out
+
+
+class _Adaptive:
+    """Dormand-Prince 5(4) with the standard controller; FSAL where retraction is harmless."""
+
+    SAFETY, GROW, SHRINK = 0.9, 5.0, 0.2
+
+    def __init__(self, rhs, domain: Domain, h0: float, rtol: float, atol: float,
+                 max_steps: int) -> None:
+        self.rhs, self.domain, self.h, self.rtol, self.atol = rhs, domain, h0, rtol, atol
+        self.max_steps = max_steps
+        # wrapping angles does not change the velocity; normalising on a sphere does
+        self.fsal = isinstance(domain, Box | Disc | Circle | Cylinder)
+        self.k1: np.ndarray | None = None
+        self.steps = self.rejected = 0
+
+    def advance(self, theta: np.ndarray, t0: float, t1: float) -> np.ndarray:
+        t = t0
+        while t < t1:
+            last = self.h >= (t1 - t) * (1 - 1e-12)
+            h = (t1 - t) if last else self.h
+            if self.k1 is None:
+                self.k1 = self.rhs(theta)
+            ks = [self.k1]
+            for a in _DP_A[1:]:
+                ks.append(self.rhs(_combine(theta, h, a, ks)))
+            new = _combine(theta, h, _DP_B, ks)
+            ks.append(self.rhs(new))
+            err = _combine(np.zeros_like(theta), h, _DP_E, ks)
+            scale = self.atol + self.rtol * np.maximum(np.abs(theta), np.abs(new))
+            norm = float(np.sqrt(np.mean((err / scale) ** 2)))
+            if not np.isfinite(norm):
+                raise FloatingPointError(
+                    f"particles: non-finite step at t={t:.6g} (adaptive, h={h:.3g})")
+            factor = self.SAFETY * norm ** (-0.2) if norm > 0 else self.GROW
+            if norm <= 1.0:
+                t = t1 if last else t + h
+                theta = self.domain.retract(new)
+                self.k1 = ks[-1] if self.fsal else None
+                self.steps += 1
+                proposal = h * min(self.GROW, max(self.SHRINK, factor))
+                self.h = max(self.h, proposal) if last else proposal
+            else:
+                self.rejected += 1
+                self.h = h * min(1.0, max(self.SHRINK, factor))
+            if self.h <= 1e-14 * max(1.0, abs(t1)):
+                raise FloatingPointError(
+                    f"particles: adaptive step fell to {self.h:.3g} at t={t:.6g}; "
+                    f"loosen rtol/atol")
+            if self.steps + self.rejected >= self.max_steps:
+                raise FloatingPointError(
+                    f"particles: adaptive integration took {self.max_steps} steps by "
+                    f"t={t:.6g} (step {self.h:.3g}); loosen rtol/atol or raise max_steps")
+        return theta
+
+
+# --- the run -------------------------------------------------------------------------------
+
+
+def _check_options(problem: Problem, theta0: np.ndarray, times: np.ndarray, dt: float,
+                   integrator: str, rng, noise, batch, rtol: float, atol: float) -> bool:
+    """Validate simulate's arguments; returns whether the run is noisy."""
+    if integrator not in INTEGRATORS:
+        raise ValueError(f"particles: integrator {integrator!r} not in {INTEGRATORS}")
+    k = problem.param_dim
+    if theta0.ndim != 2 or theta0.shape[1] != k or len(theta0) < 1:
+        raise ValueError(f"particles: theta0 must have shape (n, {k}) with n >= 1, "
+                         f"got {theta0.shape}")
+    if not np.all(np.isfinite(theta0)):
+        raise ValueError("particles: theta0 has non-finite entries")
+    if times.ndim != 1 or times.size < 1 or not np.all(np.isfinite(times)) or np.any(
+            np.diff(times) <= 0):
+        raise ValueError("particles: times must be finite and strictly increasing")
+    if not (np.isfinite(dt) and dt > 0):
+        raise ValueError(f"particles: dt must be a finite step > 0, got {dt}")
+    noisy = np.isfinite(problem.beta) if noise is None else bool(noise)
+    if noisy and not np.isfinite(problem.beta):
+        raise ValueError("particles: noise=True needs a finite beta in the problem")
+    if noisy and integrator != "euler":
+        raise ValueError(
+            f"particles: noisy dynamics (beta = {problem.beta:g}) are integrated by "
+            f"Euler-Maruyama; integrator {integrator!r} is for noiseless GD only: pass "
+            f"integrator='euler' (or noise=False for GD without the noise)")
+    if batch is not None:
+        if isinstance(batch, bool) or not isinstance(batch, int | np.integer) or batch < 1:
+            raise ValueError(f"particles: batch must be a positive integer or None, got "
+                             f"{batch!r}")
+        if integrator == "adaptive":
+            raise ValueError("particles: online SGD (batch) needs fixed steps: use "
+                             "integrator 'euler' (plain SGD) or 'rk4'")
+    if (noisy or batch is not None) and rng is None:
+        raise ValueError("particles: noise and batch sampling need rng "
+                         "(a numpy Generator) for reproducible draws")
+    if integrator == "adaptive" and not (rtol > 0 and atol > 0):
+        raise ValueError(f"particles: rtol and atol must be > 0, got {rtol}, {atol}")
+    return noisy
+
+
+def simulate(problem: Problem, theta0: np.ndarray, times: np.ndarray, dt: float,
+             integrator: str = "rk4", *, rng: np.random.Generator | None = None,
+             noise: bool | None = None, batch: int | None = None, rtol: float = 1e-6,
+             atol: float = 1e-9, max_steps: int = 100_000, max_bytes: int = DEFAULT_MAX_BYTES,
+             block_bytes: int = DEFAULT_BLOCK_BYTES) -> ParticleRun:
+    """Integrate the particles from theta0 (n, k), recording at ``times`` (from times[0]).
+
+    integrator: "rk4" or "euler" (equal steps no longer than dt per output interval) or
+    "adaptive" (Dormand-Prince 5(4), first trial step dt, error rtol/atol per coordinate,
+    at most max_steps accepted + rejected steps in all).
+    noise: None = on iff problem.beta < inf; on, Euler-Maruyama (integrator "euler" only).
+    batch: P fresh data samples per step (online SGD) instead of the data quadrature.
+    rng: the generator of the noise and the batches (required when either is on; per
+    step the batch is drawn before the noise).
+    max_bytes / block_bytes: memory kept between the passes / cache block of one
+    right-hand side. Raises FloatingPointError if the particles become non-finite.
     """
     reuse_freed_memory()
-
-    def rhs(theta: np.ndarray) -> np.ndarray:
-        return velocity(problem, theta)[0]
-
     theta = np.array(theta0, dtype=float)
+    times = np.asarray(times, dtype=float)
+    noisy = _check_options(problem, theta, times, dt, integrator, rng, noise, batch, rtol,
+                           atol)
+    full = full_data(problem)
+    evaluations = 0
+
+    def rhs(th: np.ndarray, data: DataBatch = full) -> np.ndarray:
+        nonlocal evaluations
+        evaluations += 1
+        return velocity(problem, th, data, max_bytes, block_bytes)[0]
+
     weights = np.full(len(theta), 1.0 / len(theta))
     fs, losses, energies = [], [], []
 
     def record() -> None:
-        f = functionals.network_output(problem, theta, weights)
+        f = fused_output(problem, theta, full, block_bytes)
         fs.append(f)
         losses.append(functionals.loss(problem, f))
         energies.append(functionals.energy(problem, f, theta, weights))
 
+    adaptive = (_Adaptive(rhs, problem.domain, dt, rtol, atol, max_steps)
+                if integrator == "adaptive" else None)
+    steps = 0
     record()
     for t0, t1 in itertools.pairwise(times):
-        steps = max(1, int(np.ceil((t1 - t0) / dt - 1e-9)))
-        h = (t1 - t0) / steps
-        for _ in range(steps):
-            theta = _rk4(rhs, theta, h) if integrator == "rk4" else theta + h * rhs(theta)
-            theta = problem.domain.retract(theta)
+        if adaptive is not None:
+            theta = adaptive.advance(theta, t0, t1)
+        else:
+            count = max(1, int(np.ceil((t1 - t0) / dt - 1e-9)))
+            h = (t1 - t0) / count
+            for _ in range(count):
+                data = full if batch is None else draw_batch(problem, rng, batch)
+                if integrator == "rk4":
+                    new = _rk4(lambda th, d=data: rhs(th, d), theta, h)
+                else:
+                    new = theta + h * rhs(theta, data)
+                if noisy:
+                    new += _noise(problem, rng, theta, h)
+                    new = reflect(problem.domain, new)
+                theta = problem.domain.retract(new)
+            steps += count
         if not np.all(np.isfinite(theta)):
             raise FloatingPointError(f"particles: non-finite parameters by t={t1:.6g}; lower dt")
         record()
-    return ParticleRun(np.asarray(times), np.array(fs), np.array(losses), np.array(energies),
-                       theta)
+    if adaptive is not None:
+        steps = adaptive.steps
+    return ParticleRun(times, np.array(fs), np.array(losses), np.array(energies), theta,
+                       steps, evaluations)

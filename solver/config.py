@@ -17,7 +17,8 @@ and what is allowed. The layout (see examples/*.toml):
                             time_tolerance, stationary_tolerance, max_outflow, outputs,
                             snapshots, max_step, compress_rtol
     [pde.petsc]             PETSc options of the implicit solve (ksp_type = "gmres", ...)
-    [particles]             n, seeds, dt, integrator, entropy
+    [particles]             n, seeds, dt, integrator (rk4 | euler | adaptive), rtol, batch,
+                            entropy
 """
 
 from __future__ import annotations
@@ -32,7 +33,13 @@ from typing import Any
 from solver.model import density, quadrature, targets, units
 from solver.model.domain import Box, Circle, Cylinder, Disc, Domain, Sphere
 from solver.model.problem import Problem
-from solver.settings import INTEGRATORS, SCHEMES, ParticleSettings, PDESettings
+from solver.settings import (
+    INTEGRATORS,
+    PARTICLE_INTEGRATORS,
+    SCHEMES,
+    ParticleSettings,
+    PDESettings,
+)
 
 
 class ConfigError(ValueError):
@@ -341,9 +348,12 @@ def _particles(t: _Table) -> ParticleSettings:
         seeds=t.get("seeds", "an integer", 4, check=_positive, allowed="an integer >= 1"),
         dt=t.get("dt", "a number", 0.01, check=lambda v: _finite(v) and v > 0,
                  allowed="a finite number > 0"),
-        integrator=t.choice("integrator", ("euler", "rk4"), "rk4"),
+        integrator=t.choice("integrator", PARTICLE_INTEGRATORS, "rk4"),
         entropy=t.get("entropy", "an integer", 0, check=lambda v: v >= 0,
                       allowed="an integer >= 0"),
+        batch=t.get("batch", "an integer", None, check=_positive, allowed="an integer >= 1"),
+        rtol=t.get("rtol", "a number", 1e-6, check=lambda v: 0 < v < 1,
+                   allowed="a number in (0, 1)"),
     ))
 
 

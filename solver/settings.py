@@ -93,18 +93,25 @@ class PDESettings:
         return {int(i) for i in np.round(np.linspace(0, self.outputs, count))}
 
 
-PARTICLE_INTEGRATORS = ("euler", "rk4")
+PARTICLE_INTEGRATORS = ("euler", "rk4", "adaptive")
 
 
 @dataclass(frozen=True)
 class ParticleSettings:
-    """Widths n, seeds per width, fixed step dt and integrator of the particle runs."""
+    """Widths n, seeds per width, step dt and integrator of the particle runs.
+
+    integrator: "rk4" or "euler" at the fixed step dt, or "adaptive" (Dormand-Prince 5(4)
+    to the tolerance rtol); with noise (finite beta) only "euler" (Euler-Maruyama).
+    batch: online SGD with P fresh data samples per step (None: the full quadrature).
+    """
 
     n: tuple[int, ...]
     seeds: int = 4
     dt: float = 0.01
     integrator: str = "rk4"
     entropy: int = 0
+    batch: int | None = None
+    rtol: float = 1e-6
 
     def __post_init__(self) -> None:
         if not self.n or any(int(v) != v or v < 1 for v in self.n):
@@ -119,6 +126,13 @@ class ParticleSettings:
             )
         if int(self.entropy) != self.entropy or self.entropy < 0:
             raise ValueError(f"particles.entropy: need an integer >= 0, got {self.entropy}")
+        if self.batch is not None and (int(self.batch) != self.batch or self.batch < 1):
+            raise ValueError(f"particles.batch: need a positive integer, got {self.batch}")
+        if self.batch is not None and self.integrator == "adaptive":
+            raise ValueError('particles.batch: SGD takes fixed steps; use integrator "euler" '
+                             'or "rk4"')
+        if not 0 < self.rtol < 1:
+            raise ValueError(f"particles.rtol: must be in (0, 1), got {self.rtol}")
 
     def rng(self, n: int, seed: int) -> np.random.Generator:
         """The reproducible generator of task (n, seed), independent of the rank that runs it."""

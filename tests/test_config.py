@@ -61,6 +61,8 @@ MALFORMED = [
     ("pde.petsc", {"ksp_type": ["gmres"]}, "pde.petsc.ksp_type"),
     ("particles.n", [64, 0], "particles.n"),
     ("particles.dt", math.inf, "particles.dt"),
+    ("particles.batch", 0, "particles.batch"),
+    ("particles.integrator", "rk45", "particles.integrator"),
     ("data.points", 0, "data.points"),
     ("data.kind", "lattice", "data.kind"),
     ("target.theta", [[1.0, 2.0, 3.0]], "target"),          # teacher rows of the wrong length

@@ -117,6 +117,22 @@ class Unit(ABC):
         x, theta = self._check(x, theta)
         return np.einsum("m,mqk->qk", self._check_v(x, v), self.gradients(x, theta))
 
+    #: How many (M, Q) float64 arrays the vjp returned by ``output_and_vjp`` keeps alive.
+    fused_entries: int = 0
+
+    def output_and_vjp(self, x: Array, theta: Array,
+                       weights: Array) -> tuple[Array, Callable[[Array], Array]]:
+        """(f, vjp): f = sum_q W_q s(x_m; theta_q) (M,) and vjp(v) = theta_vjp(x, theta, v).
+
+        The fused evaluation for a moving point set: built-in units evaluate their
+        exp/trig/activation matrices once, use them for f, and keep them (``fused_entries``
+        (M, Q) arrays) for vjp, which is then only matrix products. This default evaluates
+        values() now and theta_vjp() when vjp is called.
+        """
+        x, theta = self._check(x, theta)
+        weights = self._check_weights(theta, weights)
+        return self.values(x, theta) @ weights, lambda v: self.theta_vjp(x, theta, v)
+
     def check_gradient(self, x: Array, theta: Array, rtol: float = 1e-6) -> float:
         """Max relative error of gradients() against central finite differences.
 
@@ -163,6 +179,15 @@ class Unit(ABC):
             )
         return x, theta
 
+    def _check_weights(self, theta: Array, weights: Array) -> Array:
+        weights = np.asarray(weights, dtype=np.float64)
+        if weights.shape != (theta.shape[0],):
+            raise ValueError(
+                f"unit {self.name!r}: weights must have shape ({theta.shape[0]},), "
+                f"got {weights.shape}"
+            )
+        return weights
+
     def _check_v(self, x: Array, v: Array) -> Array:
         v = np.asarray(v, dtype=np.float64)
         if v.shape != (x.shape[0],):
@@ -192,6 +217,17 @@ class LinearUnit(Unit):
     def theta_vjp(self, x: Array, theta: Array, v: Array) -> Array:
         x, theta = self._check(x, theta)
         return np.tile(self._check_v(x, v) @ x, (theta.shape[0], 1))
+
+    def output_and_vjp(self, x: Array, theta: Array,
+                       weights: Array) -> tuple[Array, Callable[[Array], Array]]:
+        """f = x (theta^T W): O((M + Q) d), no (M, Q) matrix at all."""
+        x, theta = self._check(x, theta)
+        weights = self._check_weights(theta, weights)
+
+        def vjp(v: Array) -> Array:
+            return np.tile(self._check_v(x, v) @ x, (theta.shape[0], 1))
+
+        return x @ (weights @ theta), vjp
 
 
 class RBFUnit(Unit):
@@ -227,6 +263,30 @@ class RBFUnit(Unit):
         total = ve.sum(axis=0)
         dz = (c / self.width**2)[:, None] * (ve.T @ x - z * total[:, None])
         return np.concatenate([total[:, None], dz], axis=1)
+
+    fused_entries = 1
+
+    def output_and_vjp(self, x: Array, theta: Array,
+                       weights: Array) -> tuple[Array, Callable[[Array], Array]]:
+        """E from one product [x/w^2, -|x|^2/(2w^2), 1] [z, 1, -|z|^2/(2w^2)]^T, one exp;
+        f = E (c W); vjp = c/w^2 ([v, v x]^T E) as one (1 + d, M) x (M, Q) product."""
+        x, theta = self._check(x, theta)
+        weights = self._check_weights(theta, weights)
+        c, z = theta[:, 0], theta[:, 1:]
+        h = 0.5 / self.width**2
+        left = np.column_stack([2.0 * h * x, -h * np.sum(x**2, axis=1), np.ones(len(x))])
+        right = np.column_stack([z, np.ones(len(z)), -h * np.sum(z**2, axis=1)])
+        e = left @ right.T
+        np.minimum(e, 0.0, out=e)
+        np.exp(e, out=e)
+
+        def vjp(v: Array) -> Array:
+            v = self._check_v(x, v)
+            moments = np.vstack([v, (v[:, None] * x).T]) @ e  # (1 + d, Q)
+            dz = (moments[1:] - z.T * moments[0]).T * (c / self.width**2)[:, None]
+            return np.concatenate([moments[0][:, None], dz], axis=1)
+
+        return e @ (c * weights), vjp
 
 
 class CircleRBFUnit(Unit):
@@ -268,6 +328,29 @@ class CircleRBFUnit(Unit):
         total, vs, vc = vx.T @ e
         dz = (c / self.width**2) * (np.cos(z) * vs - np.sin(z) * vc)
         return np.stack([total, dz], axis=1)
+
+    fused_entries = 1
+
+    def output_and_vjp(self, x: Array, theta: Array,
+                       weights: Array) -> tuple[Array, Callable[[Array], Array]]:
+        """E from one product [cos x, sin x, -1] / w^2 [cos z, sin z, 1]^T, one exp;
+        f = E (c W); vjp from ([v, v sin x, v cos x]^T E) as one (3, M) x (M, Q) product."""
+        x, theta = self._check(x, theta)
+        weights = self._check_weights(theta, weights)
+        c, z = theta[:, 0], theta[:, 1]
+        inv = 1.0 / self.width**2
+        xs = x[:, 0]
+        left = np.column_stack([inv * np.cos(xs), inv * np.sin(xs), np.full(len(xs), -inv)])
+        cz, sz = np.cos(z), np.sin(z)
+        e = left @ np.vstack([cz, sz, np.ones(len(z))])
+        np.exp(e, out=e)
+
+        def vjp(v: Array) -> Array:
+            v = self._check_v(x, v)
+            total, vs, vc = np.vstack([v, v * np.sin(xs), v * np.cos(xs)]) @ e
+            return np.stack([total, (c * inv) * (cz * vs - sz * vc)], axis=1)
+
+        return e @ (c * weights), vjp
 
 
 class _RidgeUnit(Unit):
@@ -321,6 +404,50 @@ class _RidgeUnit(Unit):
         vx = v[:, None] * (np.hstack([x, np.ones_like(v)[:, None]]) if self.bias else x)
         out[:, self._a0 :] = c[:, None] * (d_pre.T @ vx)
         return out
+
+    @property
+    def fused_entries(self) -> int:
+        return 1 + (self.output_weight is None)
+
+    def _f_and_df(self, pre: Array) -> tuple[Array, Array]:
+        """sigma(u), sigma'(u) sharing the transcendental evaluation where an identity allows
+        (tanh' = 1 - tanh^2, sigmoid' = s (1 - s), or an activation's own ``f_and_df``)."""
+        act = self.activation
+        own = getattr(act, "f_and_df", None)
+        if callable(own):
+            return own(pre)
+        if act.f is np.tanh and act.df is _tanh_prime:
+            s = np.tanh(pre)
+            ds = np.multiply(s, s)
+            return s, np.subtract(1.0, ds, out=ds)
+        if act.f is expit and act.df is _sigmoid_prime:
+            s = expit(pre)
+            ds = np.subtract(1.0, s)
+            return s, np.multiply(ds, s, out=ds)
+        return act.f(pre), act.df(pre)
+
+    def output_and_vjp(self, x: Array, theta: Array,
+                       weights: Array) -> tuple[Array, Callable[[Array], Array]]:
+        """u from one product [x, 1] [a, b]^T, sigma(u) and sigma'(u) once; f = sigma(u) (c W);
+        vjp = (v^T sigma(u), c ([v x, v]^T sigma'(u))^T), sigma kept only when c is free."""
+        x, theta = self._check(x, theta)
+        weights = self._check_weights(theta, weights)
+        c = theta[:, 0] if self.output_weight is None else np.full(len(theta), self.output_weight)
+        xa = np.column_stack([x, np.ones(len(x))]) if self.bias else x
+        s, ds = self._f_and_df(xa @ theta[:, self._a0 :].T)
+        f = s @ (c * weights)
+        if self.output_weight is not None:
+            s = None
+
+        def vjp(v: Array) -> Array:
+            v = self._check_v(x, v)
+            out = np.empty(theta.shape)
+            if s is not None:
+                out[:, 0] = v @ s
+            out[:, self._a0 :] = ((v[:, None] * xa).T @ ds).T * c[:, None]
+            return out
+
+        return f, vjp
 
 
 class NeuronUnit(_RidgeUnit):
