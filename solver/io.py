@@ -7,24 +7,89 @@ finished when its ``summary.json`` exists: it is written last.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
 import os
-from collections.abc import Iterable, Sequence
+import shutil
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
 
+# -- atomic files ----------------------------------------------------------------------
+
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _fsync_dir(path: Path) -> None:
+    with contextlib.suppress(OSError):  # not every file system lets a directory be synced
+        _fsync(path)
+
+
+def _fsync_tree(path: Path) -> None:
+    for p in sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]:
+        _fsync(p)
+
+
+def remove_path(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        path.unlink(missing_ok=True)
+
+
+def temporary_name(path: str | os.PathLike, tag: str | None = None) -> Path:
+    """A hidden sibling of ``path``: ``dir/.name.tmp-<tag>`` (tag: the process id)."""
+    path = Path(path)
+    return path.with_name(f".{path.name}.tmp-{os.getpid() if tag is None else tag}")
+
+
+def replace_into_place(tmp: Path, path: Path) -> None:
+    """Flush ``tmp`` (a file or a directory tree) to disk and rename it to ``path``.
+
+    A directory already at ``path`` (a stale snapshot) is moved aside first and removed
+    after the rename.
+    """
+    _fsync_tree(tmp)
+    old = None
+    if path.is_dir() and not path.is_symlink():
+        old = temporary_name(path, "old")
+        remove_path(old)
+        os.replace(path, old)
+    os.replace(tmp, path)
+    _fsync_dir(path.parent)
+    if old is not None:
+        remove_path(old)
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield a temporary path to write; on success it is fsynced and renamed to ``path``.
+
+    On an exception the temporary file is removed and ``path`` is left as it was.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = temporary_name(path)
+    remove_path(tmp)
+    try:
+        yield tmp
+        replace_into_place(tmp, path)
+    except BaseException:
+        remove_path(tmp)
+        raise
+
 
 def _atomic_write_bytes(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    with open(tmp, "wb") as fh:
-        fh.write(data)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(data)
 
 
 class RunDirectory:

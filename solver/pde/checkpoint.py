@@ -31,7 +31,8 @@ from dolfinx import fem
 from dolfinx import mesh as dmesh
 from mpi4py import MPI
 
-from solver.pde.output import atomic_path, to_json
+from solver.io import atomic_path
+from solver.pde.output import to_json
 
 CHECKPOINT_FORMAT = "meanfield-checkpoint"
 CHECKPOINT_VERSION = 1

@@ -22,13 +22,11 @@ temporary name in the same directory, flushed to disk and renamed.
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import io
 import json
 import os
-import shutil
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, is_dataclass
 from pathlib import Path
 
@@ -38,6 +36,8 @@ import ufl
 from dolfinx import cpp, fem, la
 from dolfinx import io as dio
 from dolfinx import mesh as dmesh
+
+from solver.io import atomic_path, remove_path, replace_into_place, temporary_name
 
 #: Maps mesh coordinates X (N, gdim) to theta (N, k); a Domain (its ``from_mesh``) also works.
 ThetaMap = Callable[[np.ndarray], np.ndarray]
@@ -68,75 +68,6 @@ OUTPUT_NAMES: dict[str, tuple[str, str]] = {
 
 TIMESERIES_FORMAT = "meanfield-timeseries"
 TIMESERIES_VERSION = 1
-
-
-# -- atomic files ----------------------------------------------------------------------
-
-def _fsync(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _fsync_dir(path: Path) -> None:
-    with contextlib.suppress(OSError):  # not every file system lets a directory be synced
-        _fsync(path)
-
-
-def _fsync_tree(path: Path) -> None:
-    for p in sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]:
-        _fsync(p)
-
-
-def _remove(path: Path) -> None:
-    if path.is_dir() and not path.is_symlink():
-        shutil.rmtree(path, ignore_errors=True)
-    else:
-        path.unlink(missing_ok=True)
-
-
-def temporary_name(path: str | os.PathLike, tag: str | None = None) -> Path:
-    """A hidden sibling of ``path``: ``dir/.name.tmp-<tag>`` (tag: the process id)."""
-    path = Path(path)
-    return path.with_name(f".{path.name}.tmp-{os.getpid() if tag is None else tag}")
-
-
-def replace_into_place(tmp: Path, path: Path) -> None:
-    """Flush ``tmp`` (a file or a directory tree) to disk and rename it to ``path``.
-
-    A directory already at ``path`` (a stale snapshot) is moved aside first and removed
-    after the rename.
-    """
-    _fsync_tree(tmp)
-    old = None
-    if path.is_dir() and not path.is_symlink():
-        old = temporary_name(path, "old")
-        _remove(old)
-        os.replace(path, old)
-    os.replace(tmp, path)
-    _fsync_dir(path.parent)
-    if old is not None:
-        _remove(old)
-
-
-@contextlib.contextmanager
-def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
-    """Yield a temporary path to write; on success it is fsynced and renamed to ``path``.
-
-    On an exception the temporary file is removed and ``path`` is left as it was.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = temporary_name(path)
-    _remove(tmp)
-    try:
-        yield tmp
-        replace_into_place(tmp, path)
-    except BaseException:
-        _remove(tmp)
-        raise
 
 
 # -- JSON of settings --------------------------------------------------------------------
@@ -449,7 +380,7 @@ class SnapshotWriter:
             self._tmp = temporary_name(self.path, str(pid))
             if self.comm.rank == 0:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
-                _remove(self._tmp)
+                remove_path(self._tmp)
             self.comm.barrier()
             self._writer: dio.VTXWriter | dio.XDMFFile | None = dio.VTXWriter(
                 self.comm, str(self._tmp), [fn], engine="BP5")
