@@ -89,8 +89,10 @@ class _Stepper:
             self.next_dt = settings.cfl * scheme.max_stable_step()
             self.rate = scheme.rate()
 
-    def advance(self, remaining: float, last: Diagnostics, where: str) -> float:
-        """Take one step of at most ``remaining``; return its dt."""
+    def advance(self, remaining: float, last: Diagnostics, where: str
+                ) -> tuple[float, Diagnostics | None]:
+        """Take one step of at most ``remaining``; return its dt and, when the step's
+        acceptance needed them, the new diagnostics."""
         s, min_dt = self.settings, MIN_STEP_FRACTION * self.problem.t_final
         if self.implicit is None:
             dt = min(s.cfl * self.scheme.max_stable_step(), s.max_step, remaining)
@@ -98,7 +100,7 @@ class _Stepper:
                 dt /= 2
                 if dt < min_dt:
                     raise SchemeFailure(f"{where}: time step collapsed below {min_dt:.3g}")
-            return dt
+            return dt, None
         dt = min(self.next_dt, s.max_step, remaining)
         rho = self.scheme.density()
         while True:
@@ -113,11 +115,11 @@ class _Stepper:
             rate = self.scheme.rate()
             err = self.implicit.error_estimate(self.rate, rate, dt)
             grow = 0.9 * np.sqrt(s.time_tolerance / err) if err > 0 else 2.0
-            energy = self.scheme.diagnostics().energy
-            if err <= s.time_tolerance and energy <= last.energy + ENERGY_TOLERANCE * abs(
-                    last.energy):
+            diagnostics = self.scheme.diagnostics()
+            if err <= s.time_tolerance and diagnostics.energy <= last.energy + (
+                    ENERGY_TOLERANCE * abs(last.energy)):
                 self.rate, self.next_dt = rate, dt * float(np.clip(grow, 0.2, 2.0))
-                return dt
+                return dt, diagnostics
             self.scheme.set_density(rho)
             dt *= float(np.clip(grow, 0.2, 0.5))
             if dt < min_dt:
@@ -163,10 +165,10 @@ def solve(problem: Problem, settings: PDESettings, run_dir: RunDirectory | None 
             target = out_times[index]
             while t < target and stopped == "t_final":
                 where = f"step {step + 1}, t={t:.6g}"
-                dt = stepper.advance(target - t, last, where)
+                dt, d = stepper.advance(target - t, last, where)
                 step += 1
                 t = target if target - (t + dt) < 1e-12 * problem.t_final else t + dt
-                d = scheme.diagnostics()
+                d = d or scheme.diagnostics()
                 outflow += 0.5 * dt * (d.boundary_outflow + last.boundary_outflow)
                 _check(f"step {step}, t={t:.6g}", d, last, first, mass_tol, outflow, settings)
                 record(step, t, dt, d, (d.energy - last.energy) / dt)
