@@ -105,3 +105,16 @@ def test_dg_serial_equals_parallel_on_surfaces(kind):
     parallel = solve(prob, settings, comm=MPI.COMM_WORLD)
     np.testing.assert_allclose(parallel.energy, serial.energy, rtol=1e-10)
     np.testing.assert_allclose(parallel.f, serial.f, rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("scheme", ["fv", "dg"])
+def test_a_mesh_that_does_not_fit_the_domain_is_refused(scheme):
+    from solver.model.domain import Box
+    from solver.pde.dg_transport import DGTransport
+    from solver.pde.finite_volume import FiniteVolume
+    from solver.pde.meshes import box_mesh
+
+    prob, _ = problem("cylinder")  # a surface in R^3; a flat rectangle does not fit it
+    flat = box_mesh(MPI.COMM_SELF, Box((-5.0, -np.pi), (5.0, np.pi)), (4, 4))
+    with pytest.raises(ValueError, match=r"pde\.mesh: .*cylinder"):
+        (FiniteVolume if scheme == "fv" else DGTransport)(flat, prob)

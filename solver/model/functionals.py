@@ -17,6 +17,9 @@ from solver.model.problem import Problem
 
 #: Default memory budget for one block of the unit matrix (and its gradients).
 DEFAULT_MAX_BYTES = 64 * 2**20
+#: The unit matrices of a mesh are fixed: the PDE schemes keep each whole up to this size
+#: (else it is rebuilt in blocks at every evaluation).
+MESH_MATRIX_BYTES = 2**30
 
 
 def column_blocks(M: int, Q: int, per_entry: int, max_bytes: int) -> Iterator[slice]:

@@ -80,13 +80,12 @@ from scipy.optimize import linprog
 
 from solver.model import functionals
 from solver.model.compression import unit_matrix
+from solver.model.functionals import MESH_MATRIX_BYTES
 from solver.model.memory import reuse_freed_memory
 from solver.model.problem import Problem
+from solver.pde.meshes import check_mesh
 from solver.pde.scheme import Diagnostics
 
-#: The unit matrices of a mesh are fixed: keep each whole up to this size (else rebuilt in
-#: blocks at every evaluation), as finite_volume does.
-MESH_MATRIX_BYTES = 2**30
 #: Relative safety margin of the limiter: min_P rho >= 1e-12 rho_bar after limiting.
 LIMITER_MARGIN = 1e-12
 
@@ -192,11 +191,8 @@ class DGTransport:
         if np.isfinite(problem.beta):
             raise NotImplementedError("DGTransport is for beta = inf (no diffusion)")
         k, dom = int(degree), problem.domain
+        check_mesh(msh, dom)
         tdim, gdim = msh.topology.dim, msh.geometry.dim
-        if gdim != dom.embedding_dim or tdim != dom.manifold_dim:
-            raise ValueError(
-                f"mesh: a {tdim}-d mesh in R^{gdim} does not fit the domain "
-                f"(manifold dimension {dom.manifold_dim}, embedded in R^{dom.embedding_dim})")
         self.problem, self.mesh, self.comm, self.degree = problem, msh, msh.comm, k
         reuse_freed_memory()  # the per-stage temporaries are large: no page faults
 

@@ -33,12 +33,12 @@ from scipy.special import xlogy
 
 from solver.model import functionals
 from solver.model.compression import unit_matrix
+from solver.model.functionals import MESH_MATRIX_BYTES
 from solver.model.problem import Problem
 from solver.pde.fv_geometry import build_geometry
+from solver.pde.meshes import check_mesh
 from solver.pde.scheme import Diagnostics
 
-#: The unit matrix of a mesh is fixed: keep it whole up to this size (else rebuilt in blocks).
-MESH_MATRIX_BYTES = 2**30
 #: log rho is evaluated as log(max(rho, TINY)) in the dissipation diagnostic.
 TINY = 1e-300
 
@@ -51,24 +51,12 @@ def bernoulli(x: np.ndarray) -> np.ndarray:
     return out
 
 
-def check_mesh_fits(msh: mesh.Mesh, problem: Problem) -> None:
-    """The mesh's topological and geometric dimensions must be those of the problem's domain."""
-    dom = problem.domain
-    tdim, gdim = msh.topology.dim, msh.geometry.dim
-    if (tdim, gdim) != (dom.manifold_dim, dom.embedding_dim):
-        raise ValueError(
-            f"pde.mesh: a mesh of topological/geometric dimension {tdim}/{gdim} does not fit "
-            f"the domain {type(dom).__name__} of unit {problem.unit.name!r}, which needs "
-            f"{dom.manifold_dim}/{dom.embedding_dim}"
-        )
-
-
 class FiniteVolume:
     """DG0 density with the Scharfetter-Gummel (upwind when beta = inf) two-point flux."""
 
     def __init__(self, msh: mesh.Mesh, problem: Problem, max_bytes: int = MESH_MATRIX_BYTES,
                  compress_rtol: float | None = None):
-        check_mesh_fits(msh, problem)
+        check_mesh(msh, problem.domain)
         self.problem, self.mesh, self.comm = problem, msh, msh.comm
         self.diffusion = 0.0 if np.isinf(problem.beta) else 1.0 / problem.beta
         self.V = fem.functionspace(msh, ("DG", 0))
