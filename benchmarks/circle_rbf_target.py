@@ -14,7 +14,8 @@ import time
 import numpy as np
 from mpi4py import MPI
 
-from benchmarks.verification import REF_PANELS, circle_rbf, lagrangian_reference
+from benchmarks.problems import circle_rbf
+from benchmarks.verification import REF_PANELS, lagrangian_reference
 from solver.pde.solve import solve
 from solver.settings import PDESettings
 

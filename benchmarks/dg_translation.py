@@ -14,7 +14,7 @@
    shared/DOLFINX-NOTES.md (18 and 93 ms per step for DG1, measured there with M = 256);
    ``--m 256`` runs that data size.
 
-Run:  OPENBLAS_NUM_THREADS=1 .venv/bin/python benchmarks/dg_translation.py [--quick] [--m 256]
+Run:  OPENBLAS_NUM_THREADS=1 .venv/bin/python -m benchmarks.dg_translation [--quick] [--m 256]
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ import numpy as np
 import ufl
 from mpi4py import MPI
 
+from benchmarks.problems import circle_rbf
 from solver.model import density, quadrature, targets, units
 from solver.model.domain import Box
 from solver.model.problem import Problem
@@ -111,19 +112,10 @@ def translation_error(degree: int, cells: int, t_final: float = 0.5,
             "mass_drift": abs(d.mass - mass0), "min_rho": d.min_rho}
 
 
-def circle_problem(M: int = 64) -> Problem:
-    """The flagship problem (examples/rbf_circle.toml) with M lattice points."""
-    unit = units.CircleRBFUnit(0.5)
-    teacher = targets.TeacherTarget(unit, [[2.0, -1.0], [-1.5, 0.3], [1.5, 1.2]])
-    return Problem(unit, quadrature.circle_lattice(M), teacher,
-                   Box((-5.0, -3.14159265), (5.0, 3.14159265)),
-                   density.Gaussian([0.0, 0.0], [0.5, 0.6]), t_final=4.0)
-
-
 def step_cost(degree: int, cells: int, M: int = 64, steps: int = 20,
               integrator: str = "ssprk3") -> tuple[float, float]:
     """(ms per step, setup seconds) on the circle problem, best of 3 batches of ``steps``."""
-    problem = circle_problem(M)
+    problem = circle_rbf(M, t_final=4.0)
     start = time.perf_counter()
     scheme = make_scheme(problem, degree, cells, max_bytes=2**30)
     scheme.set_density(scheme.initial_density())

@@ -14,7 +14,7 @@ and the ratios after/gemv and after/gemm_k (the goal: within 3x). "after" uses t
 defaults of particle_check.particles: column blocks of 2 MiB, at most 64 MiB of unit
 matrices kept between the f_n pass and the grad Psi pass (the rest recomputed); a last
 table shows that trade-off at n = 2^16 (0 = recompute everything).
-Run:  OPENBLAS_NUM_THREADS=1 .venv/bin/python benchmarks/particle_step.py
+Run:  OPENBLAS_NUM_THREADS=1 .venv/bin/python -m benchmarks.particle_step
 (--quick: n up to 2^12 only, no budget table.)
 """
 
@@ -24,6 +24,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from benchmarks.problems import circle_rbf
 from particle_check.particles import velocity, velocity_unfused
 from solver.model import density, quadrature, targets, units
 from solver.model.domain import Cylinder, Sphere
@@ -54,13 +55,6 @@ def sphere_rbf_unit(d: int, width: float) -> units.Unit:
         return inv * f(u)
 
     return units.FixedOutputNeuron(d, SphereRBFActivation("sphere_rbf", f, df, width))
-
-
-def circle_problem(M: int) -> Problem:
-    unit = units.CircleRBFUnit(0.5)
-    teacher = targets.TeacherTarget(unit, [[2.0, -1.0], [-1.5, 0.3], [1.5, 1.2]])
-    return Problem(unit, quadrature.circle_lattice(M), teacher, Cylinder(-5.0, 5.0),
-                   density.Gaussian([0.0, 0.0], [0.5, 0.6]), name=f"circle_rbf M={M}")
 
 
 def sphere_problem(d: int = 25, M: int = 256) -> Problem:
@@ -125,7 +119,8 @@ def main() -> None:
     reuse_freed_memory()
     quick = "--quick" in sys.argv
     widths = [2**p for p in range(6, (12 if quick else 16) + 1)]
-    problems = [circle_problem(64), circle_problem(256), sphere_problem()]
+    problems = [circle_rbf(m, domain=Cylinder(-5.0, 5.0)) for m in (64, 256)]
+    problems.append(sphere_problem())
     for problem in problems:
         measure(problem, widths)
     if not quick:

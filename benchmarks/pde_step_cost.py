@@ -20,23 +20,13 @@ import numpy as np
 from mpi4py import MPI
 
 import solver.pde  # noqa: F401  (dolfinx_solver first)
-from solver.model import density, quadrature, targets, units
-from solver.model.domain import Box
-from solver.model.problem import Problem
+from benchmarks.problems import circle_rbf
 from solver.pde.finite_volume import FiniteVolume
 from solver.pde.implicit import ImplicitEuler
 from solver.pde.meshes import box_mesh
 from solver.pde.timestepping import try_step
 
 BASELINE_MS = {64: (1.6, 2.8, 18.0), 128: (6.5, 12.0, 93.0), 256: (34.0, 54.0, 384.0)}
-
-
-def circle_problem(points: int = 256) -> Problem:
-    unit = units.CircleRBFUnit(0.5)
-    teacher = targets.TeacherTarget(unit, [[2.0, -1.0], [-1.5, 0.3], [1.5, 1.2]])
-    return Problem(unit, quadrature.circle_lattice(points), teacher,
-                   Box((-5.0, -np.pi), (5.0, np.pi)), density.Gaussian([0, 0], [0.5, 0.6]),
-                   t_final=1.0)
 
 
 def per_call_ms(fn, repeats: int) -> float:
@@ -51,7 +41,7 @@ def per_call_ms(fn, repeats: int) -> float:
 
 
 def scheme_costs(n: int, compress_rtol: float | None, repeats: int) -> dict[str, float]:
-    problem = circle_problem()
+    problem = circle_rbf(256, t_final=1.0)
     msh = box_mesh(MPI.COMM_SELF, problem.domain, (n, n))
     fv = FiniteVolume(msh, problem, compress_rtol=compress_rtol)
     rho0 = fv.initial_density()

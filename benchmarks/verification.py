@@ -23,6 +23,7 @@ import numpy as np
 from mpi4py import MPI
 
 import solver.pde  # noqa: F401  (dolfinx_solver first)
+from benchmarks.problems import circle_rbf
 from solver.model import density, quadrature, targets, units
 from solver.model.domain import Box
 from solver.model.problem import Problem
@@ -35,15 +36,6 @@ from solver.settings import PDESettings
 COMM = MPI.COMM_SELF
 #: Panels (of 4 Gauss-Legendre nodes) per axis of the Lagrangian reference of study (v).
 REF_PANELS = 64
-
-
-def circle_rbf(beta: float = np.inf, lam: float = 0.0, t_final: float = 5.0,
-               frozen: tuple[int, ...] = (), std=(0.5, 0.6), points: int = 64) -> Problem:
-    unit = units.CircleRBFUnit(0.5)
-    teacher = targets.TeacherTarget(unit, [[2.0, -1.0], [-1.5, 0.3], [1.5, 1.2]])
-    return Problem(unit, quadrature.circle_lattice(points), teacher,
-                   Box((-5.0, -np.pi), (5.0, np.pi)), density.Gaussian([0, 0], list(std)),
-                   beta=beta, lam=lam, t_final=t_final, frozen=frozen)
 
 
 def linear(dim: int, beta: float = np.inf, t_final: float = 1.0) -> Problem:
