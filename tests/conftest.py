@@ -24,3 +24,18 @@ def circle_problem(lam: float = 0.0, t_final: float = 0.5) -> Problem:
 @pytest.fixture
 def small_circle_problem() -> Problem:
     return circle_problem()
+
+
+def load_example(name: str):
+    """Import ``examples/<name>.py`` as a module (examples are scripts, not a package)."""
+    import importlib.util
+    import sys
+    from pathlib import Path
+
+    folder = Path(__file__).resolve().parent.parent / "examples"
+    if str(folder) not in sys.path:
+        sys.path.insert(0, str(folder))  # for ``import _common``
+    spec = importlib.util.spec_from_file_location(f"example_{name}", folder / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

@@ -1,0 +1,76 @@
+"""What every example script shares: its command line, its run directory, its summary.
+
+Each example is run as ``python examples/<name>.py [--size small|default] [--output DIR]
+[--force] [--no-progress]``, writes everything to its own run directory
+(``runs/<name>`` by default) and ends by writing ``summary.json`` there (last, so a run
+without it did not finish) and ``gallery.png``, the figure the README's gallery shows.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from mpi4py import MPI
+
+from solver.io import RunDirectory
+from solver.provenance import provenance
+
+#: Where examples write by default (relative to the working directory).
+RUNS = Path("runs")
+
+
+class ExampleExists(RuntimeError):
+    """The example's run directory already holds a finished result."""
+
+
+def parse_args(doc: str, argv: list[str] | None = None) -> argparse.Namespace:
+    """The common options; ``doc`` is the example's module docstring."""
+    parser = argparse.ArgumentParser(description=doc.strip().splitlines()[0])
+    parser.add_argument("--size", choices=("small", "default"), default="default",
+                        help="small: the seconds-long size the tests run")
+    parser.add_argument("--output", type=Path, default=None, help="run directory")
+    parser.add_argument("--force", action="store_true", help="overwrite a finished run")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+    return parser.parse_args(argv)
+
+
+def open_run(name: str, args: argparse.Namespace,
+             comm: MPI.Comm = MPI.COMM_WORLD) -> RunDirectory:
+    """The example's run directory, with provenance.json; a finished run (one with a
+    summary.json) is refused unless --force, which removes that summary first."""
+    path = args.output if args.output is not None else RUNS / name
+    summary = path / "summary.json"
+    finished = comm.bcast(summary.exists() if comm.rank == 0 else None, root=0)
+    if finished and not args.force:
+        raise ExampleExists(f"{path} holds a finished run; pass --force to overwrite it")
+    run_dir = RunDirectory(path, writer=comm.rank == 0)
+    if comm.rank == 0:
+        summary.unlink(missing_ok=True)
+        record = provenance(comm.size)
+        record["example"] = {"name": name, "size": args.size}
+        run_dir.write_json("provenance.json", record)
+    comm.barrier()
+    return run_dir
+
+
+def finish(run_dir: RunDirectory, summary: dict, comm: MPI.Comm = MPI.COMM_WORLD) -> None:
+    """Write summary.json (rank 0, last) and print it."""
+    if comm.rank == 0:
+        run_dir.write_json("summary.json", summary)
+        print(json.dumps(summary, indent=2, default=str))
+        print(f"outputs in {run_dir.path}")
+    comm.barrier()
+
+
+def run(main, argv: list[str] | None = None) -> int:
+    """Call an example's ``main(argv)``, turning a refused run directory into exit code 3."""
+    try:
+        main(argv)
+    except ExampleExists as err:
+        if MPI.COMM_WORLD.rank == 0:
+            print(f"{Path(sys.argv[0]).name}: {err}", file=sys.stderr)
+        return 3
+    return 0
