@@ -152,7 +152,7 @@ def _build(section: _Table, make: Callable[[], Any]) -> Any:
         raise ConfigError(f"[{section.path}]: {err}") from err
 
 
-UNIT_KINDS = ("linear", "rbf", "circle_rbf", "neuron", "fixed_output_neuron")
+UNIT_KINDS = ("linear", "rbf", "circle_rbf", "circle_bump", "neuron", "fixed_output_neuron")
 
 
 def _unit(t: _Table) -> units.Unit:
@@ -161,6 +161,11 @@ def _unit(t: _Table) -> units.Unit:
     if kind == "circle_rbf":
         width = t.get("width", "a number", check=lambda w: w > 0, allowed="a number > 0")
         return _build(t, lambda: units.CircleRBFUnit(width))
+    if kind == "circle_bump":
+        width = t.get("width", "a number", check=lambda w: w > 0, allowed="a number > 0")
+        a = t.get("amplitude", "a number", 1.0, check=lambda v: _finite(v) and v != 0,
+                  allowed="a finite nonzero number")
+        return _build(t, lambda: units.CircleBumpUnit(width, a))
     d = t.get("dim", "an integer", **pos)
     if kind == "linear":
         return _build(t, lambda: units.LinearUnit(d))

@@ -115,3 +115,23 @@ def test_cli_petsc_option_must_be_key_value():
 
     assert main(["check", str(EXAMPLE), "--petsc", "ksp_type=gmres"]) == 0
     assert main(["check", str(EXAMPLE), "--petsc", "ksp_type"]) == 2
+
+
+def test_interpolating_example_target_is_the_closed_form_of_its_von_mises_mixture():
+    """examples/bump_circle.toml: y = f_{rho*} for rho* a von Mises mixture (I0 closed form)."""
+    import numpy as np
+
+    cfg = load(EXAMPLE.with_name("bump_circle.toml"))
+    problem = cfg.problem
+    assert problem.unit.name == "circle_bump" and problem.param_dim == 1
+    z = np.linspace(-np.pi, np.pi, 4096, endpoint=False)
+    rho = sum(0.5 * np.exp(k * np.cos(z - mu)) / (2 * np.pi * np.i0(k))
+              for mu, k in ((1.0, 1.5), (-2.0, 2.0)))
+    f_star = problem.unit.values(problem.data.points, z[:, None]) @ rho * (2 * np.pi / len(z))
+    np.testing.assert_allclose(problem.y, f_star, rtol=1e-13)
+
+
+def test_circle_bump_amplitude_must_be_nonzero():
+    raw = _set("unit", {"kind": "circle_bump", "width": 0.5, "amplitude": 0.0})
+    with pytest.raises(ConfigError, match=r"unit\.amplitude"):
+        parse(raw)

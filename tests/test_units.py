@@ -6,6 +6,7 @@ import pytest
 from solver.model.units import (
     ACTIVATIONS,
     CallableUnit,
+    CircleBumpUnit,
     CircleRBFUnit,
     FixedOutputNeuron,
     LinearUnit,
@@ -61,6 +62,8 @@ def make_case(unit, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
         x = rng.uniform(-np.pi, np.pi, (M, 1))
         theta = np.column_stack([rng.normal(size=Q), rng.uniform(-np.pi, np.pi, Q)])
         return x, theta
+    if isinstance(unit, CircleBumpUnit):
+        return rng.uniform(-np.pi, np.pi, (M, 1)), rng.uniform(-np.pi, np.pi, (Q, 1))
     x = rng.normal(size=(M, d))
     theta = rng.normal(size=(Q, unit.param_dim))
     if isinstance(unit, NeuronUnit | FixedOutputNeuron) and unit.activation.name == "relu":
@@ -79,6 +82,7 @@ UNITS = [
     RBFUnit(2, 1.3),
     RBFUnit(3, 0.9),
     CircleRBFUnit(0.6),
+    CircleBumpUnit(0.6, -1.7),
     quadratic_unit(),
     *(NeuronUnit(2, a) for a in ACTIVATIONS),
     *(NeuronUnit(3, a, output_weight=-1.5) for a in ACTIVATIONS),
@@ -270,3 +274,14 @@ def test_fixed_output_weight_layout():
     x, theta = make_case(fixed)
     np.testing.assert_allclose(fixed.values(x, theta),
                                free.values(x, np.column_stack([np.full(Q, 2.0), theta])))
+
+
+def test_circle_bump_is_circle_rbf_with_fixed_output_weight():
+    bump, full = CircleBumpUnit(0.5, 2.0), CircleRBFUnit(0.5)
+    x, z = make_case(bump)
+    theta = np.column_stack([np.full(len(z), 2.0), z])
+    np.testing.assert_allclose(bump.values(x, z), full.values(x, theta), rtol=1e-14)
+    np.testing.assert_allclose(bump.gradients(x, z)[:, :, 0], full.gradients(x, theta)[:, :, 1],
+                               rtol=1e-14)
+    with pytest.raises(ValueError, match="amplitude"):
+        CircleBumpUnit(0.5, 0.0)

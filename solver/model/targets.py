@@ -16,6 +16,7 @@ _FUNCTIONS = {
     for name in (
         "sin", "cos", "tan", "exp", "log", "sqrt", "abs", "tanh", "sinh", "cosh",
         "arctan", "arcsin", "arccos", "sign", "maximum", "minimum", "where",
+        "i0",  # modified Bessel I_0: closed forms of von Mises averages
     )
 }
 _CONSTANTS = {"pi": np.pi, "e": np.e}

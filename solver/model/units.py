@@ -353,6 +353,40 @@ class CircleRBFUnit(Unit):
         return e @ (c * weights), vjp
 
 
+class CircleBumpUnit(Unit):
+    """s(x; z) = a exp((cos(x - z) - 1) / width^2): the circle RBF with its output weight
+    fixed at the amplitude a, so theta = z (an angle) is the only parameter."""
+
+    def __init__(self, width: float, amplitude: float = 1.0) -> None:
+        super().__init__("circle_bump", 1, 1)
+        self._full = CircleRBFUnit(width)
+        self.width = self._full.width
+        if not (np.isfinite(amplitude) and amplitude != 0):
+            raise ValueError(f"unit 'circle_bump': amplitude must be finite and nonzero, "
+                             f"got {amplitude!r}")
+        self.amplitude = float(amplitude)
+
+    def _lift(self, x: Array, theta: Array) -> tuple[Array, Array]:
+        x, theta = self._check(x, theta)
+        return x, np.column_stack([np.full(len(theta), self.amplitude), theta[:, 0]])
+
+    def values(self, x: Array, theta: Array) -> Array:
+        return self._full.values(*self._lift(x, theta))
+
+    def gradients(self, x: Array, theta: Array) -> Array:
+        return self._full.gradients(*self._lift(x, theta))[:, :, 1:]
+
+    def theta_vjp(self, x: Array, theta: Array, v: Array) -> Array:
+        return self._full.theta_vjp(*self._lift(x, theta), v)[:, 1:]
+
+    fused_entries = CircleRBFUnit.fused_entries
+
+    def output_and_vjp(self, x: Array, theta: Array,
+                       weights: Array) -> tuple[Array, Callable[[Array], Array]]:
+        f, vjp = self._full.output_and_vjp(*self._lift(x, theta), weights)
+        return f, lambda v: vjp(v)[:, 1:]
+
+
 class _RidgeUnit(Unit):
     """s(x; theta) = c sigma(a . x + b), theta = ([c,] a[, b]); c is fixed unless free_c."""
 
