@@ -35,9 +35,9 @@ recomputed, so memory stays bounded for any n.
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 
@@ -278,44 +278,83 @@ class _Adaptive:
         self.k1: np.ndarray | None = None
         self.steps = self.rejected = 0
 
-    def advance(self, theta: np.ndarray, t0: float, t1: float) -> np.ndarray:
-        t = t0
-        while t < t1:
-            last = self.h >= (t1 - t) * (1 - 1e-12)
-            h = (t1 - t) if last else self.h
-            if self.k1 is None:
-                self.k1 = self.rhs(theta)
-            ks = [self.k1]
-            for a in _DP_A[1:]:
-                ks.append(self.rhs(_combine(theta, h, a, ks)))
-            new = _combine(theta, h, _DP_B, ks)
-            ks.append(self.rhs(new))
-            err = _combine(np.zeros_like(theta), h, _DP_E, ks)
-            scale = self.atol + self.rtol * np.maximum(np.abs(theta), np.abs(new))
-            norm = float(np.sqrt(np.mean((err / scale) ** 2)))
-            if not np.isfinite(norm):
-                raise FloatingPointError(
-                    f"particles: non-finite step at t={t:.6g} (adaptive, h={h:.3g})")
-            factor = self.SAFETY * norm ** (-0.2) if norm > 0 else self.GROW
-            if norm <= 1.0:
-                t = t1 if last else t + h
-                theta = self.domain.retract(new)
-                self.k1 = ks[-1] if self.fsal else None
-                self.steps += 1
-                proposal = h * min(self.GROW, max(self.SHRINK, factor))
-                self.h = max(self.h, proposal) if last else proposal
-            else:
-                self.rejected += 1
-                self.h = h * min(1.0, max(self.SHRINK, factor))
-            if self.h <= 1e-14 * max(1.0, abs(t1)):
-                raise FloatingPointError(
-                    f"particles: adaptive step fell to {self.h:.3g} at t={t:.6g}; "
-                    f"loosen rtol/atol")
-            if self.steps + self.rejected >= self.max_steps:
-                raise FloatingPointError(
-                    f"particles: adaptive integration took {self.max_steps} steps by "
-                    f"t={t:.6g} (step {self.h:.3g}); loosen rtol/atol or raise max_steps")
-        return theta
+    def attempt(self, theta: np.ndarray, t: float, t1: float) -> tuple[np.ndarray, float]:
+        """One trial step from t towards t1: (theta, t) after it, unchanged if rejected."""
+        last = self.h >= (t1 - t) * (1 - 1e-12)
+        h = (t1 - t) if last else self.h
+        if self.k1 is None:
+            self.k1 = self.rhs(theta)
+        ks = [self.k1]
+        for a in _DP_A[1:]:
+            ks.append(self.rhs(_combine(theta, h, a, ks)))
+        new = _combine(theta, h, _DP_B, ks)
+        ks.append(self.rhs(new))
+        err = _combine(np.zeros_like(theta), h, _DP_E, ks)
+        scale = self.atol + self.rtol * np.maximum(np.abs(theta), np.abs(new))
+        norm = float(np.sqrt(np.mean((err / scale) ** 2)))
+        if not np.isfinite(norm):
+            raise FloatingPointError(
+                f"particles: non-finite step at t={t:.6g} (adaptive, h={h:.3g})")
+        factor = self.SAFETY * norm ** (-0.2) if norm > 0 else self.GROW
+        if norm <= 1.0:
+            t = t1 if last else t + h
+            theta = self.domain.retract(new)
+            self.k1 = ks[-1] if self.fsal else None
+            self.steps += 1
+            proposal = h * min(self.GROW, max(self.SHRINK, factor))
+            self.h = max(self.h, proposal) if last else proposal
+        else:
+            self.rejected += 1
+            self.h = h * min(1.0, max(self.SHRINK, factor))
+        if self.h <= 1e-14 * max(1.0, abs(t1)):
+            raise FloatingPointError(
+                f"particles: adaptive step fell to {self.h:.3g} at t={t:.6g}; "
+                f"loosen rtol/atol")
+        if self.steps + self.rejected >= self.max_steps:
+            raise FloatingPointError(
+                f"particles: adaptive integration took {self.max_steps} steps by "
+                f"t={t:.6g} (step {self.h:.3g}); loosen rtol/atol or raise max_steps")
+        return theta, t
+
+    def state(self) -> dict:
+        """The controller's state: next trial step, FSAL slope, step counts."""
+        return {"h": self.h, "k1": None if self.k1 is None else self.k1.copy(),
+                "steps": self.steps, "rejected": self.rejected}
+
+    def restore(self, state: dict) -> None:
+        self.h, self.steps, self.rejected = state["h"], state["steps"], state["rejected"]
+        self.k1 = None if state["k1"] is None else np.array(state["k1"])
+
+
+@dataclass
+class ParticleState:
+    """Everything ``simulate`` needs to continue a run bit for bit.
+
+    interval: the output interval [times[i], times[i+1]] being integrated; substep: the
+    fixed steps done in it; t: the time reached in it (adaptive); theta: the particles;
+    f, loss, energy: the outputs recorded so far; steps, evaluations: the counts so far;
+    rng_state: the generator's ``bit_generator.state`` (None without rng); adaptive:
+    the controller's state (h, k1, steps, rejected) for "adaptive".
+    """
+
+    interval: int
+    substep: int
+    t: float
+    theta: np.ndarray
+    f: np.ndarray
+    loss: np.ndarray
+    energy: np.ndarray
+    steps: int
+    evaluations: int
+    rng_state: dict | None = None
+    adaptive: dict | None = None
+
+
+class Checkpointer(Protocol):
+    """Asked after every accepted step whether to save the state, and given it if so."""
+
+    def due(self) -> bool: ...
+    def save(self, state: ParticleState) -> None: ...
 
 
 # --- the run -------------------------------------------------------------------------------
@@ -364,7 +403,8 @@ def simulate(problem: Problem, theta0: np.ndarray, times: np.ndarray, dt: float,
              integrator: str = "rk4", *, rng: np.random.Generator | None = None,
              noise: bool | None = None, batch: int | None = None, rtol: float = 1e-6,
              atol: float = 1e-9, max_steps: int = 100_000, max_bytes: int = DEFAULT_MAX_BYTES,
-             block_bytes: int = DEFAULT_BLOCK_BYTES) -> ParticleRun:
+             block_bytes: int = DEFAULT_BLOCK_BYTES, checkpoint: Checkpointer | None = None,
+             resume: ParticleState | None = None) -> ParticleRun:
     """Integrate the particles from theta0 (n, k), recording at ``times`` (from times[0]).
 
     integrator: "rk4" or "euler" (equal steps no longer than dt per output interval) or
@@ -376,14 +416,18 @@ def simulate(problem: Problem, theta0: np.ndarray, times: np.ndarray, dt: float,
     step the batch is drawn before the noise).
     max_bytes / block_bytes: memory kept between the passes / cache block of one
     right-hand side. Raises FloatingPointError if the particles become non-finite.
+    checkpoint: asked after every accepted step (``due``) and then handed the
+    ``ParticleState`` (``save``; it may raise to stop the run, e.g. when pre-empted).
+    resume: a saved state to continue from (theta0 is then ignored, rng's state is
+    restored): the result is bit-identical to the uninterrupted run's.
     """
     reuse_freed_memory()
-    theta = np.array(theta0, dtype=float)
+    theta = np.array(theta0 if resume is None else resume.theta, dtype=float)
     times = np.asarray(times, dtype=float)
     noisy = _check_options(problem, theta, times, dt, integrator, rng, noise, batch, rtol,
                            atol)
     full = full_data(problem)
-    evaluations = 0
+    evaluations = 0 if resume is None else resume.evaluations
 
     def rhs(th: np.ndarray, data: DataBatch = full) -> np.ndarray:
         nonlocal evaluations
@@ -401,15 +445,40 @@ def simulate(problem: Problem, theta0: np.ndarray, times: np.ndarray, dt: float,
 
     adaptive = (_Adaptive(rhs, problem.domain, dt, rtol, atol, max_steps)
                 if integrator == "adaptive" else None)
-    steps = 0
-    record()
-    for t0, t1 in itertools.pairwise(times):
+    steps, first, substep, t_in = 0, 0, 0, float(times[0])
+    if resume is None:
+        record()
+    else:
+        first, substep, t_in, steps = resume.interval, resume.substep, resume.t, resume.steps
+        fs, losses, energies = list(resume.f), list(resume.loss), list(resume.energy)
+        if resume.rng_state is not None:
+            if rng is None:
+                raise ValueError("particles: the saved state has a generator state; pass rng")
+            rng.bit_generator.state = resume.rng_state
         if adaptive is not None:
-            theta = adaptive.advance(theta, t0, t1)
+            adaptive.restore(resume.adaptive)
+
+    def save(interval: int, done: int, t: float) -> None:
+        if checkpoint is not None and checkpoint.due():
+            checkpoint.save(ParticleState(
+                interval, done, t, theta.copy(), np.array(fs), np.array(losses),
+                np.array(energies), adaptive.steps if adaptive is not None else steps,
+                evaluations, None if rng is None else rng.bit_generator.state,
+                None if adaptive is None else adaptive.state()))
+
+    for i in range(first, len(times) - 1):
+        t0, t1 = times[i], times[i + 1]
+        if adaptive is not None:
+            t = t_in if i == first else t0
+            while t < t1:
+                accepted = adaptive.steps
+                theta, t = adaptive.attempt(theta, t, t1)
+                if adaptive.steps > accepted:
+                    save(i, 0, t)
         else:
             count = max(1, int(np.ceil((t1 - t0) / dt - 1e-9)))
             h = (t1 - t0) / count
-            for _ in range(count):
+            for j in range(substep if i == first else 0, count):
                 data = full if batch is None else draw_batch(problem, rng, batch)
                 if integrator == "rk4":
                     new = _rk4(lambda th, d=data: rhs(th, d), theta, h)
@@ -419,7 +488,8 @@ def simulate(problem: Problem, theta0: np.ndarray, times: np.ndarray, dt: float,
                     new += _noise(problem, rng, theta, h)
                     new = reflect(problem.domain, new)
                 theta = problem.domain.retract(new)
-            steps += count
+                steps += 1
+                save(i, j + 1, t0)
         if not np.all(np.isfinite(theta)):
             raise FloatingPointError(f"particles: non-finite parameters by t={t1:.6g}; lower dt")
         record()

@@ -23,7 +23,7 @@ from particle_check.ensemble import run_ensemble
 from particle_check.report import write_report
 from solver.config import RunConfig
 from solver.io import RunDirectory
-from solver.provenance import provenance
+from solver.provenance import PhaseTimer, finish_provenance, provenance
 from solver.settings import PDESettings
 
 
@@ -59,21 +59,25 @@ def prepare_run_dir(cfg: RunConfig, config_path: Path | None, comm: MPI.Comm,
     if problem is not None:
         raise RunExists(problem)
     run_dir = RunDirectory(cfg.output, writer=rank0)
-    if rank0 and config_path is not None:
-        shutil.copyfile(config_path, cfg.output / "config.toml")
-    run_dir.write_json("provenance.json", provenance(comm.size))
+    copy = cfg.output / "config.toml"
+    if rank0 and config_path is not None and not (copy.exists() and copy.samefile(config_path)):
+        shutil.copyfile(config_path, copy)
+    run_dir.write_json("provenance.json", provenance(comm.size, particles=cfg.particles))
     comm.barrier()
     return run_dir
 
 
-def run_pde(cfg: RunConfig, run_dir: RunDirectory, comm: MPI.Comm):
-    """Solve the PDE of the config into <run>/pde."""
-    from solver.pde.solve import solve  # DOLFINx only when the PDE runs
+def run_pde(cfg: RunConfig, run_dir: RunDirectory, comm: MPI.Comm, resume: bool = False):
+    """Solve the PDE of the config into <run>/pde; resume: continue from its checkpoint
+    (a finished PDE is read back, not solved again)."""
+    from solver.pde.solve import load_result, solve  # DOLFINx only when the PDE runs
 
     if cfg.pde is None:
         raise ValueError("[pde]: this config has no pde section")
     pde_dir = RunDirectory(run_dir / "pde", writer=run_dir.writer)
-    return solve(cfg.problem, cfg.pde, pde_dir, comm)
+    if resume and comm.bcast((pde_dir.path / "summary.json").exists(), root=0):
+        return load_result(pde_dir.path, comm)
+    return solve(cfg.problem, cfg.pde, pde_dir, comm, resume=resume)
 
 
 def coarse_settings(settings: PDESettings) -> PDESettings | None:
@@ -106,20 +110,29 @@ def pde_error(cfg: RunConfig, fine, comm: MPI.Comm) -> tuple[np.ndarray, np.ndar
             np.abs(fine.mc - other.mc))
 
 
-def run_comparison(cfg: RunConfig, run_dir: RunDirectory, comm: MPI.Comm) -> dict | None:
-    """PDE, then the particle ensemble at its output times, then the report (rank 0)."""
+def run_comparison(cfg: RunConfig, run_dir: RunDirectory, comm: MPI.Comm,
+                   resume: bool = False) -> dict | None:
+    """PDE, then the particle ensemble at its output times, then the report (rank 0).
+    resume: continue the PDE and the particle tasks from their checkpoints."""
     if cfg.particles is None:
         raise ValueError("[particles]: this config has no particles section")
-    pde = run_pde(cfg, run_dir, comm)
+    timer = PhaseTimer()
+    with timer("pde"):
+        pde = run_pde(cfg, run_dir, comm, resume)
     part_dir = RunDirectory(run_dir / "particles", writer=True)
-    budget = pde_error(cfg, pde, comm)
-    runs = run_ensemble(cfg.problem, cfg.particles, pde.times, part_dir, comm, cfg.pde.progress)
+    with timer("error_budget"):
+        budget = pde_error(cfg, pde, comm)
+    with timer("ensemble"):
+        runs = run_ensemble(cfg.problem, cfg.particles, pde.times, part_dir, comm,
+                            cfg.pde.progress, resume)
     if comm.rank != 0:
         return None
     f_error, mc_error = budget if budget is not None else (None, None)
-    cmp = compare(cfg.problem.data.weights, pde.times, pde.f, pde.loss, pde.mc, runs,
-                  pde_error=f_error, pde_mc_error=mc_error, targets=cfg.problem.y)
-    summary = write_report(cmp, run_dir, f"{cfg.name}: PDE ({pde.cells} cells) vs particles")
+    with timer("report"):
+        cmp = compare(cfg.problem.data.weights, pde.times, pde.f, pde.loss, pde.mc, runs,
+                      pde_error=f_error, pde_mc_error=mc_error, targets=cfg.problem.y)
+        summary = write_report(cmp, run_dir, f"{cfg.name}: PDE ({pde.cells} cells) vs particles")
+    finish_provenance(run_dir, timer.seconds)
     summary["pde_wall_time_s"] = pde.wall_time
     summary["pde_energy_monotone"] = bool(np.all(np.diff(pde.steps["energy"]) <= 0))
     run_dir.write_json("summary.json", summary)

@@ -1,10 +1,21 @@
-"""Command line: ``meanfield {check,pde,run} CONFIG``.
+"""Command line: ``meanfield {check,pde,run} CONFIG``, ``meanfield sweep {plan,run,collect} GRID``.
 
     meanfield check config.toml      validate the config, print the problem
     meanfield pde config.toml        solve the PDE into <output>/pde
     meanfield run config.toml        PDE + particle ensemble + comparison report
+    meanfield sweep run grid.toml    expand a parameter grid into run directories, run them
 
 Run under MPI as ``mpiexec -n 2 meanfield run config.toml``.
+
+Batch jobs: SIGTERM or SIGUSR1 (Slurm's warnings; mpiexec forwards SIGTERM to every
+rank) make ``pde`` and ``run`` write a checkpoint at the next step and exit with 75;
+``--resume`` continues from it (and starts afresh when there is none, so a requeued
+job can repeat its command line; resuming a finished run does nothing).
+
+Exit codes: 0 done, 2 config or option error, 3 the run directory holds a finished
+run or another config's run (use --force), 4 a checkpoint cannot be used (corrupted,
+truncated or another config's; the message names the file), 75 pre-empted: the state
+is checkpointed, requeue with --resume.
 """
 
 from __future__ import annotations
@@ -13,28 +24,54 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from solver.config import ConfigError, load
+from solver import preemption, sweep
+from solver.config import ConfigError, RunConfig, load
+from solver.io import RunDirectory
+from solver.restart import CheckpointError
+
+if TYPE_CHECKING:
+    from mpi4py import MPI
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="meanfield", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="meanfield", description=__doc__.splitlines()[0],
+                                     epilog=__doc__[__doc__.index("Batch jobs"):],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
     for name, text in (("check", "validate a config"), ("pde", "solve the PDE"),
                        ("run", "PDE + particles + comparison")):
         p = sub.add_parser(name, help=text)
         p.add_argument("config", type=Path)
         p.add_argument("--output", type=Path, help="run directory (overrides the config)")
-        p.add_argument("--force", action="store_true", help="overwrite a finished run")
+        again = p.add_mutually_exclusive_group()
+        again.add_argument("--force", action="store_true", help="overwrite a finished run")
+        again.add_argument("--resume", action="store_true",
+                           help="continue from the checkpoints of an interrupted run")
         p.add_argument("--no-progress", action="store_true", help="no progress bar")
         p.add_argument("--petsc", action="append", default=[], metavar="KEY=VALUE",
                        help="PETSc option of the implicit solve, e.g. ksp_type=gmres "
                             "(overrides [pde.petsc]; repeatable)")
+    p = sub.add_parser("sweep", help="plan, run or collect a parameter grid (solver/sweep.py)",
+                       description="Options after GRID that sweep does not know are passed "
+                                   "to each `meanfield run` (e.g. --no-progress).")
+    p.add_argument("action", choices=("plan", "run", "collect"))
+    p.add_argument("grid", type=Path, help="grid file (TOML): base, output, [grid]")
+    p.add_argument("--only", type=int, metavar="INDEX",
+                   help="run: only run INDEX (a Slurm array task)")
+    p.add_argument("--metric", default=sweep.DEFAULT_METRIC,
+                   help=f"collect: the summary value to plot (default {sweep.DEFAULT_METRIC})")
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    args, extra = parser.parse_known_args(argv)
+    if args.command == "sweep":
+        return sweep.main(args.action, args.grid, args.only, args.metric, extra)
+    if extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
     try:
         cfg = load(args.config)
     except ConfigError as err:
@@ -60,22 +97,55 @@ def main(argv: list[str] | None = None) -> int:
 
     from mpi4py import MPI
 
-    from particle_check.pipeline import RunExists, prepare_run_dir, run_comparison, run_pde
+    from particle_check.pipeline import RunExists, prepare_run_dir
 
     comm = MPI.COMM_WORLD
+    done = (cfg.output / "pde" if args.command == "pde" else cfg.output) / "summary.json"
+    finished = comm.bcast(done.exists(), root=0)
+    if finished and args.resume:
+        if comm.rank == 0:
+            print(f"meanfield: {done.parent} holds a finished run; nothing to resume")
+        return preemption.EXIT_OK
+    if finished and args.command == "pde" and not args.force:
+        if comm.rank == 0:
+            print(f"meanfield: {done.parent} holds a finished run; pass --force to "
+                  "overwrite it", file=sys.stderr)
+        return preemption.EXIT_RUN_EXISTS
     try:
         run_dir = prepare_run_dir(cfg, args.config, comm, args.force)
     except RunExists as err:
         if comm.rank == 0:
             print(f"meanfield: {err}", file=sys.stderr)
-        return 3
-    if args.command == "pde":
-        result = run_pde(cfg, run_dir, comm)
+        return preemption.EXIT_RUN_EXISTS
+    try:
+        with preemption.handle_signals():
+            return _run(args.command, cfg, run_dir, comm, args.resume)
+    except preemption.Preempted as err:
+        if comm.rank == 0:
+            print(f"meanfield: {err}; continue with --resume", file=sys.stderr)
+        return preemption.EXIT_PREEMPTED
+    except CheckpointError as err:
+        if comm.rank == 0:
+            print(f"meanfield: {err}", file=sys.stderr)
+        return preemption.EXIT_CHECKPOINT
+
+
+def _run(command: str, cfg: RunConfig, run_dir: RunDirectory, comm: MPI.Comm,
+         resume: bool) -> int:
+    """``pde`` or ``run`` into the prepared run directory."""
+    from particle_check.pipeline import run_comparison, run_pde
+    from solver.provenance import finish_provenance
+
+    if command == "pde":
+        result = run_pde(cfg, run_dir, comm, resume)
+        if comm.rank == 0 and result.resumed_from is not None:
+            print(f"PDE: resumed from the checkpoint at t = {result.resumed_from:.6g}")
+        finish_provenance(run_dir, {"pde": result.wall_time})
         if comm.rank == 0:
             print(f"PDE: {result.cells} cells, E {result.energy[0]:.6g} -> "
                   f"{result.energy[-1]:.6g}, {result.wall_time:.1f} s; output in {cfg.output}")
         return 0
-    summary = run_comparison(cfg, run_dir, comm)
+    summary = run_comparison(cfg, run_dir, comm, resume)
     if comm.rank == 0:
         print(json.dumps(summary, indent=2, default=str))
         print(f"outputs in {cfg.output}")

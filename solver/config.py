@@ -15,10 +15,10 @@ and what is allowed. The layout (see examples/*.toml):
     [pde]                   cells | mesh + level | mesh_file; scheme (fv | dg), degree,
                             integrator (euler | ssprk2 | ssprk3 | implicit), cfl,
                             time_tolerance, stationary_tolerance, max_outflow, outputs,
-                            snapshots, max_step, compress_rtol
+                            snapshots, max_step, compress_rtol, checkpoint_every
     [pde.petsc]             PETSc options of the implicit solve (ksp_type = "gmres", ...)
     [particles]             n, seeds, dt, integrator (rk4 | euler | adaptive), rtol, batch,
-                            entropy
+                            entropy, checkpoint_every
 """
 
 from __future__ import annotations
@@ -307,6 +307,12 @@ def _petsc(t: _Table | None) -> tuple[tuple[str, str], ...]:
     return tuple(options)
 
 
+def _checkpoint_every(t: _Table) -> float:
+    return t.get("checkpoint_every", "a number", 600.0, check=_positive,
+                 allowed="seconds of wall time between checkpoints, a number > 0 "
+                         "(inf: only when pre-empted and at the end)")
+
+
 def _pde(t: _Table, domain: Domain) -> PDESettings:
     cells = t.get("cells", "a list of integers", (), check=_positive, allowed="positive integers")
     counts = {Box: domain.param_dim, Disc: 1, Circle: 1, Cylinder: 2, Sphere: 1}
@@ -341,6 +347,7 @@ def _pde(t: _Table, domain: Domain) -> PDESettings:
         petsc=_petsc(petsc),
         compress_rtol=t.get("compress_rtol", "a number", None, check=lambda v: 0 < v < 1,
                             allowed="a number in (0, 1)"),
+        checkpoint_every=_checkpoint_every(t),
     ))
     if petsc is not None:
         petsc.done()
@@ -359,6 +366,7 @@ def _particles(t: _Table) -> ParticleSettings:
         batch=t.get("batch", "an integer", None, check=_positive, allowed="an integer >= 1"),
         rtol=t.get("rtol", "a number", 1e-6, check=lambda v: 0 < v < 1,
                    allowed="a number in (0, 1)"),
+        checkpoint_every=_checkpoint_every(t),
     ))
 
 

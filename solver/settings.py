@@ -26,6 +26,9 @@ class PDESettings:
     snapshots: how many of the outputs also write the density (first and last included).
     petsc: PETSc options (without the "meanfield_" prefix) for the implicit KSP.
     compress_rtol: truncated-SVD tolerance for the unit matrix (None: dense products).
+    checkpoint_every: seconds of wall time between checkpoints of the whole state
+    (inf: only at the end, after a failure and when pre-empted). Wall time, not steps:
+    it bounds the work a killed job loses whatever the mesh, scheme and step size.
     """
 
     cells: tuple[int, ...] = ()
@@ -44,6 +47,7 @@ class PDESettings:
     max_step: float = np.inf
     petsc: tuple[tuple[str, str], ...] = ()
     compress_rtol: float | None = None
+    checkpoint_every: float = 600.0
     progress: bool = True
 
     def __post_init__(self) -> None:
@@ -78,6 +82,7 @@ class PDESettings:
             raise ValueError(f"pde.level: must be >= 0, got {self.level}")
         if self.compress_rtol is not None and not 0 < self.compress_rtol < 1:
             raise ValueError(f"pde.compress_rtol: must be in (0, 1), got {self.compress_rtol}")
+        _check_checkpoint_every("pde", self.checkpoint_every)
 
     @property
     def explicit(self) -> bool:
@@ -93,6 +98,15 @@ class PDESettings:
         return {int(i) for i in np.round(np.linspace(0, self.outputs, count))}
 
 
+def _check_checkpoint_every(section: str, value: float) -> None:
+    if not value > 0:
+        raise ValueError(f"{section}.checkpoint_every: seconds of wall time between "
+                         f"checkpoints, must be > 0 (inf: never), got {value}")
+
+
+#: The settings that do not change a run's result (left out of its fingerprint).
+RESULT_NEUTRAL = ("checkpoint_every", "progress")
+
 PARTICLE_INTEGRATORS = ("euler", "rk4", "adaptive")
 
 
@@ -103,6 +117,8 @@ class ParticleSettings:
     integrator: "rk4" or "euler" at the fixed step dt, or "adaptive" (Dormand-Prince 5(4)
     to the tolerance rtol); with noise (finite beta) only "euler" (Euler-Maruyama).
     batch: online SGD with P fresh data samples per step (None: the full quadrature).
+    checkpoint_every: seconds of wall time between checkpoints of a running task
+    (positions, outputs so far, generator state; inf: only when pre-empted).
     """
 
     n: tuple[int, ...]
@@ -112,6 +128,7 @@ class ParticleSettings:
     entropy: int = 0
     batch: int | None = None
     rtol: float = 1e-6
+    checkpoint_every: float = 600.0
 
     def __post_init__(self) -> None:
         if not self.n or any(int(v) != v or v < 1 for v in self.n):
@@ -133,6 +150,7 @@ class ParticleSettings:
                              'or "rk4"')
         if not 0 < self.rtol < 1:
             raise ValueError(f"particles.rtol: must be in (0, 1), got {self.rtol}")
+        _check_checkpoint_every("particles", self.checkpoint_every)
 
     def rng(self, n: int, seed: int) -> np.random.Generator:
         """The reproducible generator of task (n, seed), independent of the rank that runs it."""

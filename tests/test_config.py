@@ -59,7 +59,10 @@ MALFORMED = [
     ("pde.stationary_tolerance", -1.0, "pde.stationary_tolerance"),
     ("pde.mesh", "rectangle", "pde"),                       # cells and a mesh: which one?
     ("pde.petsc", {"ksp_type": ["gmres"]}, "pde.petsc.ksp_type"),
+    ("pde.checkpoint_every", 0.0, "pde.checkpoint_every"),
+    ("pde.checkpoint_every", "10 min", "pde.checkpoint_every"),
     ("particles.n", [64, 0], "particles.n"),
+    ("particles.checkpoint_every", -1.0, "particles.checkpoint_every"),
     ("particles.dt", math.inf, "particles.dt"),
     ("particles.batch", 0, "particles.batch"),
     ("particles.integrator", "rk45", "particles.integrator"),
@@ -76,6 +79,14 @@ def test_malformed_config_names_the_field(path, value, field):
     with pytest.raises(ConfigError) as err:
         parse(_set(path, value))
     assert field in str(err.value)
+
+
+def test_checkpoint_period_is_seconds_of_wall_time():
+    cfg = parse(_set("pde.checkpoint_every", math.inf))
+    assert math.isinf(cfg.pde.checkpoint_every) and cfg.particles.checkpoint_every == 600.0
+    assert parse(_set("particles.checkpoint_every", 30)).particles.checkpoint_every == 30.0
+    with pytest.raises(ConfigError, match=r"pde\.checkpoint_every: got 0.*seconds of wall time"):
+        parse(_set("pde.checkpoint_every", 0))
 
 
 def test_domain_too_small_for_initial_density():

@@ -14,7 +14,12 @@ from dolfinx import fem, mesh
 from mpi4py import MPI
 
 from solver.io import RunDirectory
-from solver.pde.checkpoint import CheckpointError, read_checkpoint, write_checkpoint
+from solver.pde.checkpoint import (
+    CheckpointError,
+    load_checkpoint,
+    read_checkpoint,
+    write_checkpoint,
+)
 from solver.pde.output import (
     SnapshotWriter,
     gather_cell_values,
@@ -250,6 +255,35 @@ def test_checkpoint_round_trip_serial(tmp_path, degree):
     assert meta["settings"]["max_step"] == np.inf
 
 
+def test_checkpoint_with_fields_and_arrays(tmp_path):
+    """More functions of the same space and global arrays ride along, checksummed; the
+    meta the caller expects (a run's fingerprint) is checked."""
+    msh = quads(MPI.COMM_SELF)
+    rho = density(msh, 1)
+    earlier = 3.0 * rho.x.array
+    arrays = {"rows.t": np.linspace(0, 1, 7), "outputs.f": np.arange(12.0).reshape(3, 4)}
+    write_checkpoint(tmp_path / "state.h5", msh, rho, {**META, "fingerprint": "abc"},
+                     fields={"snapshot0": earlier}, arrays=arrays)
+    back = fem.Function(rho.function_space)
+    ckpt = load_checkpoint(tmp_path / "state.h5", msh, back, expect={"fingerprint": "abc"})
+    np.testing.assert_array_equal(back.x.array, rho.x.array)
+    np.testing.assert_array_equal(ckpt.fields["snapshot0"], earlier)
+    assert list(ckpt.arrays) == list(arrays)
+    for key, value in arrays.items():
+        np.testing.assert_array_equal(ckpt.arrays[key], value)
+    with pytest.raises(CheckpointError, match="another run: its fingerprint is 'abc'"):
+        load_checkpoint(tmp_path / "state.h5", msh, back, expect={"fingerprint": "xyz"})
+    with h5py.File(tmp_path / "state.h5") as h5:
+        offsets = [h5[name].id.get_offset() + 13 for name in ("fields/snapshot0",
+                                                               "arrays/outputs.f")]
+    for offset in offsets:
+        copy = tmp_path / f"flipped-{offset}.h5"
+        copy.write_bytes((tmp_path / "state.h5").read_bytes())
+        _flip(copy, offset)
+        with pytest.raises(CheckpointError, match="checksum"):
+            load_checkpoint(copy, msh, back)
+
+
 def _flip(path: Path, offset: int) -> None:
     with open(path, "r+b") as fh:
         fh.seek(offset)
@@ -310,16 +344,18 @@ def test_checkpoint_restart_on_another_rank_count(tmp_path, degree):
     out = shared_dir(comm, tmp_path)
     msh = quads(comm)
     rho = density(msh, degree)
-    write_checkpoint(out / "parallel.h5", msh, rho, META)
+    write_checkpoint(out / "parallel.h5", msh, rho, META, fields={"twice": 2 * rho.x.array})
 
     def serial_side():
         serial_mesh = quads(MPI.COMM_SELF)
         serial = fem.Function(fem.functionspace(serial_mesh, ("DG", degree)), name="rho")
-        meta = read_checkpoint(out / "parallel.h5", serial_mesh, serial)
-        assert meta["step"] == 123
+        ckpt = load_checkpoint(out / "parallel.h5", serial_mesh, serial)
+        assert ckpt.meta["step"] == 123
         np.testing.assert_allclose(serial.x.array, density(serial_mesh, degree).x.array,
                                    rtol=0, atol=1e-14)
-        write_checkpoint(out / "serial.h5", serial_mesh, serial, META)
+        np.testing.assert_array_equal(ckpt.fields["twice"], 2 * serial.x.array)
+        write_checkpoint(out / "serial.h5", serial_mesh, serial, META,
+                         fields={"twice": ckpt.fields["twice"]})
         with h5py.File(out / "parallel.h5") as a, h5py.File(out / "serial.h5") as b:
             np.testing.assert_array_equal(a["values"][()], b["values"][()])
             assert a.attrs["sha256"] == b.attrs["sha256"]
@@ -327,8 +363,9 @@ def test_checkpoint_restart_on_another_rank_count(tmp_path, degree):
     on_root(comm, serial_side)
 
     back = fem.Function(rho.function_space)
-    read_checkpoint(out / "serial.h5", msh, back)
+    ckpt = load_checkpoint(out / "serial.h5", msh, back)
     np.testing.assert_array_equal(back.x.array, rho.x.array)  # ghosts included
+    np.testing.assert_array_equal(ckpt.fields["twice"], 2 * rho.x.array)
 
     def corrupt():
         with h5py.File(out / "serial.h5") as h5:

@@ -1,4 +1,5 @@
-"""Checkpoints of the density: restartable on any number of ranks, verified on reading.
+"""Checkpoints of a function (the density) and a run's state: restartable on any number
+of ranks, verified on reading.
 
 The dofs of a function are stored per cell, keyed by the mesh's original input cell
 index (``msh.topology.original_cell_index``) and the local dof number in the cell,
@@ -6,16 +7,19 @@ which do not depend on how the mesh is partitioned. Layout of the HDF5 file:
 
     /values            (n_cells, dofs_per_cell * bs) float64, row = original cell index
     /dof_coordinates   (n_cells, dofs_per_cell, gdim) float64, where each dof sits
+    /fields/<name>     more functions of the same space, laid out like /values
+                       (e.g. the density at the snapshot times)
+    /arrays/<name>     global float64 arrays (e.g. the time series so far)
     attributes         format, format_version, element, cell_type, gdim, n_cells,
-                       dofs_per_cell, block_size, function_name, meta (JSON: t, step,
-                       dt, settings, ...) and sha256
+                       dofs_per_cell, block_size, function_name, fields, arrays (JSON
+                       lists of names), meta (JSON: t, step, dt, settings, ...) and sha256
 
 ``sha256`` is the SHA-256 of a canonical header (every other attribute) followed by
-the bytes of both datasets, so a flipped byte in the data or the metadata, a
+the bytes of every dataset, so a flipped byte in the data or the metadata, a
 truncated file, another element or another mesh (dof coordinates that do not match)
 all raise ``CheckpointError`` instead of loading. Rank 0 gathers and writes (to a
-temporary name, fsynced, renamed); reading scatters the rows back to whatever ranks
-hold the cells now.
+temporary name, fsynced, renamed: the previous checkpoint stays valid until the new
+one is in place); reading scatters the rows back to whatever ranks hold the cells now.
 """
 
 from __future__ import annotations
@@ -23,6 +27,8 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 
 import h5py
@@ -33,16 +39,29 @@ from mpi4py import MPI
 
 from solver.io import atomic_path
 from solver.pde.output import to_json
+from solver.restart import CheckpointError
+
+__all__ = ["Checkpoint", "CheckpointError", "load_checkpoint", "read_checkpoint",
+           "write_checkpoint"]
 
 CHECKPOINT_FORMAT = "meanfield-checkpoint"
-CHECKPOINT_VERSION = 1
+CHECKPOINT_VERSION = 2
 #: Header attributes covered by the checksum, in this order.
 _HEADER_KEYS = ("format", "format_version", "element", "cell_type", "gdim", "n_cells",
-                "dofs_per_cell", "block_size", "function_name", "meta")
+                "dofs_per_cell", "block_size", "function_name", "fields", "arrays", "meta")
 
 
-class CheckpointError(RuntimeError):
-    """A checkpoint that cannot be trusted: missing, truncated, corrupted or mismatched."""
+@dataclass
+class Checkpoint:
+    """What ``load_checkpoint`` returns besides filling the function.
+
+    meta: the JSON run state; fields: each stored field as a local array like
+    ``fn.x.array`` (owned and ghost cells filled); arrays: the global arrays, on every rank.
+    """
+
+    meta: dict
+    fields: dict[str, np.ndarray]
+    arrays: dict[str, np.ndarray]
 
 
 def _layout(msh: dmesh.Mesh, fn: fem.Function) -> dict[str, object]:
@@ -59,21 +78,29 @@ def _layout(msh: dmesh.Mesh, fn: fem.Function) -> dict[str, object]:
     }
 
 
-def _cell_data(msh: dmesh.Mesh, fn: fem.Function, n: int) -> tuple[np.ndarray, ...]:
-    """(original index, values, dof coordinates) of the first n local cells."""
+def _cell_rows(fn: fem.Function, array: np.ndarray, n: int) -> np.ndarray:
+    """The values of a local array laid out like ``fn.x.array``, one row per local cell."""
     V = fn.function_space
     bs = V.dofmap.bs
     dofs = V.dofmap.list[:n]
+    rows = np.asarray(array).reshape(-1, bs)[dofs].reshape(n, dofs.shape[1] * bs)
+    return np.ascontiguousarray(rows, dtype=np.float64)
+
+
+def _cell_data(msh: dmesh.Mesh, fn: fem.Function, n: int) -> tuple[np.ndarray, ...]:
+    """(original index, values, dof coordinates) of the first n local cells."""
+    V = fn.function_space
+    dofs = V.dofmap.list[:n]
     original = np.asarray(msh.topology.original_cell_index[:n], dtype=np.int64)
-    values = fn.x.array.reshape(-1, bs)[dofs].reshape(n, dofs.shape[1] * bs)
     coords = V.tabulate_dof_coordinates()[dofs][..., : msh.geometry.dim]
-    return original, np.ascontiguousarray(values, dtype=np.float64), coords
+    return original, _cell_rows(fn, fn.x.array, n), coords
 
 
-def _checksum(header: dict[str, object], values: np.ndarray, coords: np.ndarray) -> str:
+def _checksum(header: dict[str, object], datasets: list[np.ndarray]) -> str:
     digest = hashlib.sha256()
     digest.update(json.dumps([[k, header[k]] for k in _HEADER_KEYS]).encode())
-    for arr in (values, coords):
+    for arr in datasets:
+        digest.update(json.dumps(list(np.shape(arr))).encode())
         digest.update(np.ascontiguousarray(arr, dtype="<f8").tobytes())
     return digest.hexdigest()
 
@@ -86,17 +113,23 @@ def _raise_together(comm: MPI.Comm, message: str | None) -> None:
 
 
 def write_checkpoint(path: str | os.PathLike, msh: dmesh.Mesh, fn: fem.Function,
-                     meta: dict) -> None:
+                     meta: dict, *, fields: Mapping[str, np.ndarray] | None = None,
+                     arrays: Mapping[str, np.ndarray] | None = None) -> None:
     """Write ``fn`` (any DG/Lagrange function on ``msh``) and ``meta`` to ``path``.
 
     Collective over ``msh.comm``; rank 0 gathers and writes atomically. meta: JSON-able
     run state, e.g. ``{"t": ..., "step": ..., "dt": ..., "settings": asdict(settings)}``
     (dataclasses, numpy values and paths are converted; inf/nan are kept).
+    fields: more local arrays laid out like ``fn.x.array`` (same space; e.g. earlier
+    densities); arrays: global arrays, taken from rank 0, stored as float64.
     """
     comm = msh.comm
     layout = _layout(msh, fn)
+    fields, arrays = dict(fields or {}), dict(arrays or {})
     n_owned = msh.topology.index_map(msh.topology.dim).size_local
-    parts = comm.gather(_cell_data(msh, fn, n_owned), root=0)
+    local = (*_cell_data(msh, fn, n_owned),
+             *(_cell_rows(fn, array, n_owned) for array in fields.values()))
+    parts = comm.gather(local, root=0)
     message = None
     if comm.rank == 0:
         try:
@@ -104,35 +137,47 @@ def write_checkpoint(path: str | os.PathLike, msh: dmesh.Mesh, fn: fem.Function,
             order = np.argsort(original)
             if not np.array_equal(original[order], np.arange(layout["n_cells"])):
                 raise CheckpointError("original cell indices are not 0..n_cells-1")
-            values = np.concatenate([p[1] for p in parts])[order]
-            coords = np.concatenate([p[2] for p in parts])[order]
+            cellwise = [np.concatenate([p[j] for p in parts])[order]
+                        for j in range(1, len(local))]
+            globals_ = [np.asarray(a, dtype=np.float64) for a in arrays.values()]
             header = {"format": CHECKPOINT_FORMAT, "format_version": CHECKPOINT_VERSION,
-                      **layout, "function_name": fn.name, "meta": to_json(meta)}
+                      **layout, "function_name": fn.name, "fields": json.dumps(list(fields)),
+                      "arrays": json.dumps(list(arrays)), "meta": to_json(meta)}
             with atomic_path(path) as tmp, h5py.File(tmp, "w") as h5:
                 for key in _HEADER_KEYS:
                     h5.attrs[key] = header[key]
-                h5.attrs["sha256"] = _checksum(header, values, coords)
-                h5.create_dataset("values", data=values)
-                h5.create_dataset("dof_coordinates", data=coords)
+                h5.attrs["sha256"] = _checksum(header, cellwise + globals_)
+                h5.create_dataset("values", data=cellwise[0])
+                h5.create_dataset("dof_coordinates", data=cellwise[1])
+                for name, data in zip(fields, cellwise[2:], strict=True):
+                    h5.create_dataset(f"fields/{name}", data=data)
+                for name, data in zip(arrays, globals_, strict=True):
+                    h5.create_dataset(f"arrays/{name}", data=data)
         except Exception as exc:  # every rank must learn of it
             message = f"{path}: writing the checkpoint failed: {exc}"
     _raise_together(comm, message)
 
 
-def _load(path: Path, layout: dict[str, object]) -> tuple[dict, np.ndarray, np.ndarray]:
-    """Rank 0: read and verify the file; (meta, values, coordinates) or CheckpointError."""
+def _load(path: Path, layout: dict[str, object], expect: Mapping[str, object]
+          ) -> tuple[dict, list[np.ndarray], dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """Rank 0: read and verify the file; (meta, [values, coordinates], fields, arrays)
+    or CheckpointError."""
     if not path.is_file():
         raise CheckpointError(f"{path}: no such checkpoint")
     try:
         with h5py.File(path, "r") as h5:
             attrs = {k: h5.attrs[k] for k in h5.attrs}
-            values = h5["values"][()]
-            coords = h5["dof_coordinates"][()]
+            missing = [k for k in (*_HEADER_KEYS, "sha256") if k not in attrs]
+            if missing:
+                raise CheckpointError(f"{path}: not a checkpoint, missing attributes {missing}")
+            names = {key: json.loads(attrs[key]) for key in ("fields", "arrays")}
+            cellwise = [h5["values"][()], h5["dof_coordinates"][()],
+                        *(h5[f"fields/{name}"][()] for name in names["fields"])]
+            globals_ = [h5[f"arrays/{name}"][()] for name in names["arrays"]]
+    except CheckpointError:
+        raise
     except Exception as exc:  # h5py raises OSError/KeyError/... for broken files
         raise CheckpointError(f"{path}: unreadable or truncated checkpoint ({exc})") from exc
-    missing = [k for k in (*_HEADER_KEYS, "sha256") if k not in attrs]
-    if missing:
-        raise CheckpointError(f"{path}: not a checkpoint, missing attributes {missing}")
     header = {k: (v.decode() if isinstance(v, bytes) else
                   v.item() if isinstance(v, np.generic) else v) for k, v in attrs.items()}
     if header["format"] != CHECKPOINT_FORMAT:
@@ -140,34 +185,44 @@ def _load(path: Path, layout: dict[str, object]) -> tuple[dict, np.ndarray, np.n
     if header["format_version"] != CHECKPOINT_VERSION:
         raise CheckpointError(f"{path}: format version {header['format_version']} is not "
                               f"the supported {CHECKPOINT_VERSION}")
-    if values.dtype != np.float64 or coords.dtype != np.float64:
-        raise CheckpointError(f"{path}: data types {values.dtype}, {coords.dtype}")
-    if _checksum(header, values, coords) != header["sha256"]:
+    if any(a.dtype != np.float64 for a in cellwise + globals_):
+        raise CheckpointError(f"{path}: data types {[a.dtype for a in cellwise]} are not "
+                              "all float64")
+    if _checksum(header, cellwise + globals_) != header["sha256"]:
         raise CheckpointError(f"{path}: SHA-256 checksum mismatch: the file is corrupted")
+    try:
+        meta = json.loads(header["meta"])
+    except ValueError as exc:
+        raise CheckpointError(f"{path}: meta is not JSON ({exc})") from exc
+    for key, wanted in expect.items():
+        if meta.get(key) != wanted:
+            raise CheckpointError(f"{path}: written by another run: its {key} is "
+                                  f"{meta.get(key)!r}, this run's is {wanted!r}")
     for key, expected in layout.items():
         if header[key] != expected:
             raise CheckpointError(f"{path}: {key} is {header[key]!r} in the checkpoint but "
                                   f"{expected!r} for the function being restored")
     n, ndofs, bs, gdim = (layout[k] for k in ("n_cells", "dofs_per_cell", "block_size",
                                               "gdim"))
-    if values.shape != (n, ndofs * bs) or coords.shape != (n, ndofs, gdim):
-        raise CheckpointError(f"{path}: dataset shapes {values.shape}, {coords.shape} do not "
-                              f"match {n} cells x {ndofs} dofs x block size {bs}")
-    try:
-        meta = json.loads(header["meta"])
-    except ValueError as exc:
-        raise CheckpointError(f"{path}: meta is not JSON ({exc})") from exc
-    return meta, values, coords
+    shapes = [a.shape for a in cellwise]
+    if any(shape != (n, ndofs * bs) for shape in shapes[:1] + shapes[2:]) or \
+            shapes[1] != (n, ndofs, gdim):
+        raise CheckpointError(f"{path}: dataset shapes {shapes} do not match {n} cells x "
+                              f"{ndofs} dofs x block size {bs}")
+    return (meta, cellwise[:2], dict(zip(names["fields"], cellwise[2:], strict=True)),
+            dict(zip(names["arrays"], globals_, strict=True)))
 
 
-def read_checkpoint(path: str | os.PathLike, msh: dmesh.Mesh, fn: fem.Function) -> dict:
-    """Fill ``fn`` from a checkpoint written by ``write_checkpoint``; return its meta.
+def load_checkpoint(path: str | os.PathLike, msh: dmesh.Mesh, fn: fem.Function, *,
+                    expect: Mapping[str, object] | None = None) -> Checkpoint:
+    """Fill ``fn`` from a checkpoint written by ``write_checkpoint``; return the rest.
 
     Collective over ``msh.comm``; works for any number of ranks (the rows are matched
     by original cell index). The mesh must be the same input mesh (same cells in the
-    same order) and ``fn`` the same element: the dof coordinates are compared. Raises
-    ``CheckpointError`` on every rank for a missing, truncated, corrupted or mismatched
-    file; ``fn`` is then left unchanged.
+    same order) and ``fn`` the same element: the dof coordinates are compared.
+    expect: meta entries the checkpoint must have (e.g. the fingerprint of the run).
+    Raises ``CheckpointError`` on every rank for a missing, truncated, corrupted or
+    mismatched file; ``fn`` is then left unchanged.
     """
     comm = msh.comm
     layout = _layout(msh, fn)
@@ -175,16 +230,17 @@ def read_checkpoint(path: str | os.PathLike, msh: dmesh.Mesh, fn: fem.Function) 
         msh.topology.index_map(msh.topology.dim).num_ghosts
     original, _, my_coords = _cell_data(msh, fn, n_local)
     wanted = comm.gather(original, root=0)
-    message, meta, rows = None, None, None
+    message, meta, rows, arrays = None, None, None, None
     if comm.rank == 0:
         try:
-            meta, values, coords = _load(Path(path), layout)
-            rows = [(values[w], coords[w]) for w in wanted]
+            meta, (values, coords), fields, arrays = _load(Path(path), layout, expect or {})
+            rows = [(values[w], coords[w], {k: v[w] for k, v in fields.items()})
+                    for w in wanted]
         except CheckpointError as exc:
             message = str(exc)
     _raise_together(comm, message)
-    values, coords = comm.scatter(rows, root=0)
-    meta = comm.bcast(meta, root=0)
+    values, coords, field_rows = comm.scatter(rows, root=0)
+    meta, arrays = comm.bcast((meta, arrays), root=0)
 
     scale = 1.0 + float(np.max(np.abs(my_coords), initial=0.0))
     bad = int(not np.allclose(coords, my_coords, rtol=0.0, atol=1e-9 * scale))
@@ -193,8 +249,18 @@ def read_checkpoint(path: str | os.PathLike, msh: dmesh.Mesh, fn: fem.Function) 
                               "the checkpoint was written on another mesh")
     V = fn.function_space
     bs = V.dofmap.bs
-    array = fn.x.array.reshape(-1, bs)
     dofs = V.dofmap.list[:n_local]
-    array[dofs] = values.reshape(*dofs.shape, bs)
+
+    def local_array(cell_values: np.ndarray) -> np.ndarray:
+        array = np.zeros_like(fn.x.array).reshape(-1, bs)
+        array[dofs] = cell_values.reshape(*dofs.shape, bs)
+        return array.reshape(-1)
+
+    fn.x.array[:] = local_array(values)
     fn.x.scatter_forward()
-    return meta
+    return Checkpoint(meta, {k: local_array(v) for k, v in field_rows.items()}, arrays)
+
+
+def read_checkpoint(path: str | os.PathLike, msh: dmesh.Mesh, fn: fem.Function) -> dict:
+    """Fill ``fn`` from a checkpoint (see ``load_checkpoint``); return its meta."""
+    return load_checkpoint(path, msh, fn).meta

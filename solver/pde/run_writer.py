@@ -3,36 +3,103 @@
     timeseries.h5 / .csv   every step: t, dt, E, loss, mass, min rho, dissipation, dE/dt,
                            boundary outflow; at the output times (h5): f_t(x_m), E, loss, MC
     rho.bp                 density snapshots (VTX; ParaView's ADIOS2 VTX reader)
-    checkpoint.h5          the final state (or, after a failure, the last good one)
+    checkpoint.h5          the whole state of the time loop (``RunState``): written every
+                           ``checkpoint_every`` seconds, when pre-empted, after a failure
+                           (the last good state) and at the end; ``--resume`` continues
+                           from it to the result of an uninterrupted run
     energy.png, density.png
     summary.json           written last: the run finished
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict
+from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
 from solver.io import RunDirectory
 from solver.model.problem import Problem
-from solver.pde.checkpoint import write_checkpoint
+from solver.pde.checkpoint import Checkpoint, write_checkpoint
 from solver.pde.output import SnapshotWriter, write_timeseries
 from solver.pde.scheme import Diagnostics, Scheme
 from solver.plots import plot_energy, plot_snapshots
 from solver.settings import PDESettings
 
+CHECKPOINT = "checkpoint.h5"
+OUTPUT_KEYS = ("times", "f", "energy", "loss", "mc")
+
+
+@dataclass
+class RunState:
+    """Where the time loop is: with the density, everything a resumed run needs to reach
+    the result of an uninterrupted one.
+
+    index: the output time the loop is heading for (len(output times): done);
+    outflow: the integrated boundary outflow; next_dt: the implicit controller's next
+    step (its stored rate L(rho) is recomputed from the density, bit for bit);
+    first/last: the diagnostics of step 0 and of the last step (the checks compare with
+    them); rows/outputs: the per-step record and the values at the output times so far;
+    snapshots: (t, local density array) at the snapshot outputs (to rewrite rho.bp);
+    wall_time: seconds spent before this session.
+    """
+
+    first: Diagnostics
+    last: Diagnostics
+    rows: dict[str, list[float]]
+    t: float = 0.0
+    step: int = 0
+    index: int = 1
+    outflow: float = 0.0
+    stopped: str = "t_final"
+    next_dt: float | None = None
+    wall_time: float = 0.0
+    outputs: dict[str, list] = field(default_factory=lambda: {k: [] for k in OUTPUT_KEYS})
+    snapshots: list[tuple[float, np.ndarray]] = field(default_factory=list)
+
+    def meta(self, wall_time: float) -> dict:
+        """The scalars, with the wall time spent so far (this session included)."""
+        return {"t": self.t, "step": self.step, "index": self.index, "outflow": self.outflow,
+                "stopped": self.stopped, "next_dt": self.next_dt, "wall_time": wall_time,
+                "first": asdict(self.first), "last": asdict(self.last),
+                "dt": self.rows["dt"][-1], "snapshot_times": [t for t, _ in self.snapshots]}
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        return {**{f"rows.{k}": np.array(v, dtype=float) for k, v in self.rows.items()},
+                **{f"outputs.{k}": np.array(v, dtype=float) for k, v in self.outputs.items()}}
+
+    def fields(self) -> dict[str, np.ndarray]:
+        return {f"snapshot{i}": values for i, (_, values) in enumerate(self.snapshots)}
+
+    @classmethod
+    def from_checkpoint(cls, ckpt: Checkpoint) -> RunState:
+        """The state stored by ``RunWriter.checkpoint`` (floats round-trip exactly)."""
+        m, a = ckpt.meta, ckpt.arrays
+        rows = {k[5:]: v.tolist() for k, v in a.items() if k.startswith("rows.")}
+        outputs = {k: a[f"outputs.{k}"].tolist() for k in OUTPUT_KEYS}
+        outputs["f"] = [row.copy() for row in a["outputs.f"]]
+        return cls(first=Diagnostics(**m["first"]), last=Diagnostics(**m["last"]), rows=rows,
+                   t=m["t"], step=m["step"], index=m["index"], outflow=m["outflow"],
+                   stopped=m["stopped"], next_dt=m["next_dt"], wall_time=m["wall_time"],
+                   outputs=outputs,
+                   snapshots=[(t, ckpt.fields[f"snapshot{i}"])
+                              for i, t in enumerate(m["snapshot_times"])])
+
 
 class RunWriter:
-    """Writes snapshots during the run and the time series, checkpoint and figures after it."""
+    """Writes snapshots and checkpoints during the run, the time series and figures after."""
 
     def __init__(self, run_dir: RunDirectory | None, scheme: Scheme, problem: Problem,
-                 settings: PDESettings):
+                 settings: PDESettings, fingerprint: str):
         self.run_dir, self.scheme, self.problem, self.settings = run_dir, scheme, problem, settings
+        self.fingerprint = fingerprint
         self.snapshots = None
         if run_dir is not None and settings.snapshots:
             self.snapshots = SnapshotWriter(run_dir.path / "rho.bp", scheme.rho,
                                             to_theta=problem.domain)
+
+    @property
+    def keeps_snapshots(self) -> bool:
+        return self.snapshots is not None
 
     def snapshot(self, t: float) -> None:
         if self.snapshots is not None:
@@ -41,30 +108,33 @@ class RunWriter:
     def _attrs(self, status: str) -> dict:
         return {"status": status, "problem": self.problem.name, "settings": self.settings}
 
-    def _checkpoint(self, meta: dict) -> None:
-        write_checkpoint(self.run_dir.path / "checkpoint.h5", self.scheme.mesh, self.scheme.rho,
-                         {**meta, "settings": asdict(self.settings)})
-
-    def failure(self, rows: dict[str, list[float]], t: float, step: int) -> None:
-        """The time series and the state of the last good step (collective)."""
+    def checkpoint(self, state: RunState, status: str, wall_time: float) -> None:
+        """The whole state and the current density into checkpoint.h5 (collective)."""
         if self.run_dir is None:
             return
-        write_timeseries(self.run_dir, rows, {}, self._attrs(f"failed after step {step}"))
-        self._checkpoint({"t": t, "step": step, "status": "last good state before a failure"})
+        write_checkpoint(self.run_dir.path / CHECKPOINT, self.scheme.mesh, self.scheme.rho,
+                         {**state.meta(wall_time), "status": status,
+                          "fingerprint": self.fingerprint, "settings": asdict(self.settings)},
+                         fields=state.fields(), arrays=state.arrays())
+
+    def timeseries(self, state: RunState, status: str) -> None:
+        """The per-step record so far (after a failure or a pre-emption; rank 0)."""
+        if self.run_dir is not None:
+            write_timeseries(self.run_dir, state.rows, {}, self._attrs(status))
 
     def close(self) -> None:
         if self.snapshots is not None:
             self.snapshots.close()
 
-    def finish(self, result, first: Diagnostics, last: Diagnostics, t: float, step: int) -> None:
+    def finish(self, result, state: RunState) -> None:
         """Time series, checkpoint, figures, then summary.json (collective)."""
         if self.run_dir is None:
             return
-        steps = result.steps
+        steps, first = result.steps, state.first
         outputs = {"times": result.times, "f": result.f, "energy": result.energy,
                    "loss": result.loss, "mc": result.mc}
         write_timeseries(self.run_dir, steps, outputs, self._attrs("finished"))
-        self._checkpoint({"t": t, "step": step, "dt": steps["dt"][-1], "status": "final"})
+        self.checkpoint(state, "final", result.wall_time)
         if self.run_dir.writer:
             plot_energy(self.run_dir.path / "energy.png", steps)
             if self.snapshots is not None:
@@ -74,12 +144,12 @@ class RunWriter:
         mid = 0.5 * (diss[1:] + diss[:-1])
         self.run_dir.write_json("summary.json", {
             "cells": result.cells,
-            "steps": step,
-            "t_end": t,
+            "steps": state.step,
+            "t_end": state.t,
             "stopped": result.stopped,
             "wall_time_s": result.wall_time,
             "settings": asdict(self.settings),
-            "energy": {"initial": first.energy, "final": last.energy},
+            "energy": {"initial": first.energy, "final": state.last.energy},
             "mass_drift_max": float(np.max(np.abs(np.array(steps["mass"]) - first.mass))),
             "min_rho": float(np.min(steps["min_rho"])),
             "max_boundary_outflow_rate": float(np.max(steps["boundary_outflow"])),

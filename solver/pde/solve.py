@@ -5,25 +5,38 @@ one takes the step its error controller allows. Every accepted step records
 (t, dt, E, loss, mass, min rho, dissipation, dE/dt, boundary outflow); a broken
 check raises SchemeFailure naming the step, the time and the quantity, after the
 time series and the last good state are written.
+
+Restart: the whole loop state (``RunState``) is checkpointed every
+``checkpoint_every`` seconds and on SIGTERM/SIGUSR1 (``solver.preemption``: the ranks
+agree with one small allreduce per step, write the checkpoint and raise Preempted);
+``solve(..., resume=True)`` continues from it. The steps are deterministic functions
+of the stored state, so on the same number of ranks a resumed run is bit-identical to
+an uninterrupted one; on another rank count, to the round-off of the reductions.
 """
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 
 import numpy as np
 from mpi4py import MPI
 from tqdm import tqdm
 
-from solver.io import RunDirectory
+from solver import preemption
+from solver.io import RunDirectory, remove_path
 from solver.model.problem import Problem
+from solver.pde.checkpoint import CheckpointError, load_checkpoint
 from solver.pde.finite_volume import FiniteVolume
 from solver.pde.meshes import build_mesh, load_mesh, read_mesh
-from solver.pde.run_writer import RunWriter
+from solver.pde.output import read_timeseries
+from solver.pde.run_writer import CHECKPOINT, RunState, RunWriter
 from solver.pde.scheme import Diagnostics, Scheme
 from solver.pde.timestepping import try_step
-from solver.settings import PDESettings
+from solver.restart import Clock, fingerprint
+from solver.settings import RESULT_NEUTRAL, PDESettings
 
 #: Relative tolerances of the per-step checks.
 MASS_TOLERANCE = 1e-12
@@ -52,6 +65,7 @@ class PDEResult:
     wall_time: float = 0.0
     cells: int = 0
     stopped: str = "t_final"
+    resumed_from: float | None = None  # t of the checkpoint a resumed run started from
     scheme: Scheme | None = field(default=None, repr=False)  # holds the final density
 
 
@@ -77,17 +91,27 @@ def make_scheme(problem: Problem, settings: PDESettings, comm: MPI.Comm) -> Sche
 
 
 class _Stepper:
-    """Advances a scheme by one accepted step; chooses dt (CFL or error control)."""
+    """Advances a scheme by one accepted step; chooses dt (CFL or error control).
 
-    def __init__(self, scheme: Scheme, problem: Problem, settings: PDESettings):
+    The implicit controller's state is the next step ``next_dt`` (given when resuming)
+    and the rate L(rho) of the current density (recomputed here, bit for bit)."""
+
+    def __init__(self, scheme: Scheme, problem: Problem, settings: PDESettings,
+                 next_dt: float | None = None):
         self.scheme, self.problem, self.settings = scheme, problem, settings
         self.implicit = None
         if not settings.explicit:
             from solver.pde.implicit import ImplicitEuler
 
             self.implicit = ImplicitEuler(scheme, dict(settings.petsc))
-            self.next_dt = settings.cfl * scheme.max_stable_step()
+            self.next_dt = (settings.cfl * scheme.max_stable_step() if next_dt is None
+                            else next_dt)
             self.rate = scheme.rate()
+
+    @property
+    def controller_state(self) -> float | None:
+        """What a checkpoint keeps of the controller: the next implicit step (or None)."""
+        return None if self.implicit is None else self.next_dt
 
     def advance(self, remaining: float, last: Diagnostics, where: str
                 ) -> tuple[float, Diagnostics | None]:
@@ -126,82 +150,177 @@ class _Stepper:
                 raise SchemeFailure(f"{where}: implicit step collapsed below {min_dt:.3g}")
 
 
+def run_fingerprint(problem: Problem, settings: PDESettings) -> str:
+    """SHA-256 of the problem and the settings that change the result (not progress or
+    checkpoint_every): a checkpoint only resumes the run that wrote it."""
+    kept = {k: v for k, v in asdict(settings).items() if k not in RESULT_NEUTRAL}
+    return fingerprint(problem=problem, pde_settings=kept)
+
+
+def _resume_state(scheme: Scheme, run_dir: RunDirectory | None, fingerprint_: str,
+                  comm: MPI.Comm) -> RunState | None:
+    """The state in checkpoint.h5 (the density goes into ``scheme.rho``; the caller sets
+    it), or None if there is no checkpoint. CheckpointError (naming the file) for an
+    unusable one."""
+    path = None if run_dir is None else run_dir.path / CHECKPOINT
+    if comm.rank == 0 and path is not None:  # what a killed run was writing
+        for stale in path.parent.glob(".*.tmp-*"):
+            remove_path(stale)
+    if not comm.bcast(path is not None and path.is_file(), root=0):
+        return None
+    try:
+        ckpt = load_checkpoint(path, scheme.mesh, scheme.rho,
+                               expect={"fingerprint": fingerprint_})
+    except CheckpointError as exc:
+        raise CheckpointError(f"{exc}. This checkpoint cannot be resumed: resume with the "
+                              "config and settings that wrote it, or start afresh with "
+                              "--force (which deletes it)") from exc
+    return RunState.from_checkpoint(ckpt)
+
+
 def solve(problem: Problem, settings: PDESettings, run_dir: RunDirectory | None = None,
-          comm: MPI.Comm = MPI.COMM_WORLD) -> PDEResult:
-    """Solve d rho/dt = div(rho grad Psi[rho]) + (1/beta) Laplace rho and write the run."""
+          comm: MPI.Comm = MPI.COMM_WORLD, resume: bool = False) -> PDEResult:
+    """Solve d rho/dt = div(rho grad Psi[rho]) + (1/beta) Laplace rho and write the run.
+
+    With a run directory, the whole state goes to checkpoint.h5 every
+    ``settings.checkpoint_every`` seconds, and when ``solver.preemption`` reports a
+    signal (then ``Preempted`` is raised on every rank); ``resume`` continues from
+    checkpoint.h5 when there is one (on any number of ranks) to the result of an
+    uninterrupted run, and refuses the checkpoint of another problem or settings.
+    """
     start = time.perf_counter()
     scheme = make_scheme(problem, settings, comm)
     scheme.set_density(scheme.initial_density())
-    stepper = _Stepper(scheme, problem, settings)
-    writer = RunWriter(run_dir, scheme, problem, settings)
+    run_id = run_fingerprint(problem, settings)
+    state = _resume_state(scheme, run_dir, run_id, comm) if resume else None
+    writer = RunWriter(run_dir, scheme, problem, settings, run_id)
+    if state is not None:  # rewrite rho.bp (and the figure's snapshots) up to now
+        density = scheme.density()
+        for t, values in state.snapshots:
+            scheme.rho.x.array[:] = values
+            writer.snapshot(t)
+        scheme.set_density(density)
+    resumed_from = None if state is None else state.t
     out_times = settings.output_times(problem.t_final)
     snaps = settings.snapshot_indices()
     mass_tol = MASS_TOLERANCE if settings.explicit else IMPLICIT_TOLERANCE
-
-    rows: dict[str, list[float]] = {k: [] for k in COLUMNS}
-    outputs: dict[str, list] = {"times": [], "f": [], "energy": [], "loss": [], "mc": []}
-    first = last = scheme.diagnostics()
+    stepper = _Stepper(scheme, problem, settings, None if state is None else state.next_dt)
 
     def record(step: int, t: float, dt: float, d: Diagnostics, dedt: float) -> None:
         for key, value in (("step", step), ("t", t), ("dt", dt), *asdict(d).items(),
                            ("dEdt", dedt)):
-            rows[key].append(float(value))
+            state.rows[key].append(float(value))
 
     def output(index: int, t: float, d: Diagnostics) -> None:
         for key, value in (("times", t), ("f", scheme.f.copy()), ("energy", d.energy),
                            ("loss", d.loss), ("mc", scheme.mc_variance())):
-            outputs[key].append(value)
-        if index in snaps:
+            state.outputs[key].append(value)
+        if index in snaps and writer.keeps_snapshots:
             writer.snapshot(t)
+            state.snapshots.append((t, scheme.rho.x.array.copy()))
 
-    record(0, 0.0, 0.0, first, -first.dissipation)
-    output(0, 0.0, first)
-    t, step, outflow, stopped = 0.0, 0, 0.0, "t_final"
-    bar = tqdm(total=problem.t_final, disable=not (comm.rank == 0 and settings.progress),
-               unit="t", bar_format="{l_bar}{bar}| t={n:.3g}/{total:.3g} [{elapsed}<{remaining}]")
+    if state is None:
+        first = scheme.diagnostics()
+        state = RunState(first=first, last=first, rows={k: [] for k in COLUMNS})
+        record(0, 0.0, 0.0, first, -first.dissipation)
+        output(0, 0.0, first)
+    bar = tqdm(total=problem.t_final, initial=state.t,
+               disable=not (comm.rank == 0 and settings.progress), unit="t",
+               bar_format="{l_bar}{bar}| t={n:.3g}/{total:.3g} [{elapsed}<{remaining}]")
+    clock = Clock(settings.checkpoint_every)
     good = scheme.density()
+
+    def save(status: str) -> None:
+        state.next_dt = stepper.controller_state
+        writer.checkpoint(state, status, state.wall_time + time.perf_counter() - start)
+
+    def checkpoint_or_stop() -> None:
+        """One small collective per step: a checkpoint when due on any rank; when any
+        rank was signalled, a checkpoint and Preempted everywhere."""
+        if run_dir is None:
+            return
+        flags = np.array([clock.due(), preemption.requested()], dtype=np.int32)
+        comm.Allreduce(MPI.IN_PLACE, flags, MPI.MAX)
+        where = f"step {state.step}, t={state.t:.6g}"
+        if flags[1]:
+            status = f"pre-empted ({preemption.reason() or 'another rank'}) at {where}"
+            writer.timeseries(state, status)
+            save(status)
+            raise preemption.Preempted(f"{status}; checkpoint {run_dir.path / CHECKPOINT}")
+        if flags[0]:
+            save(f"running, {where}")
+            clock.reset()
+
     try:
-        for index in range(1, len(out_times)):
-            target = out_times[index]
-            while t < target and stopped == "t_final":
-                where = f"step {step + 1}, t={t:.6g}"
-                dt, d = stepper.advance(target - t, last, where)
-                step += 1
-                t = target if target - (t + dt) < 1e-12 * problem.t_final else t + dt
+        while state.index < len(out_times):
+            target = out_times[state.index]
+            while state.t < target and state.stopped == "t_final":
+                last = state.last
+                dt, d = stepper.advance(target - state.t, last, f"step {state.step + 1}, "
+                                                                f"t={state.t:.6g}")
+                step = state.step + 1
+                t = target if target - (state.t + dt) < 1e-12 * problem.t_final else state.t + dt
                 d = d or scheme.diagnostics()
-                outflow += 0.5 * dt * (d.boundary_outflow + last.boundary_outflow)
-                _check(f"step {step}, t={t:.6g}", d, last, first, mass_tol, outflow, settings)
+                outflow = state.outflow + 0.5 * dt * (d.boundary_outflow + last.boundary_outflow)
+                _check(f"step {step}, t={t:.6g}", d, last, state.first, mass_tol, outflow,
+                       settings)
                 record(step, t, dt, d, (d.energy - last.energy) / dt)
-                last, good = d, scheme.density()
+                state.t, state.step, state.outflow, state.last = t, step, outflow, d
+                good = scheme.density()
                 bar.update(dt)
                 if d.dissipation < settings.stationary_tolerance:
-                    stopped = "stationary"
-            if stopped != "t_final" and t < target:
-                output(len(out_times) - 1, t, last)
+                    state.stopped = "stationary"
+                checkpoint_or_stop()
+            if state.stopped != "t_final" and state.t < target:
+                output(len(out_times) - 1, state.t, state.last)
+                state.index = len(out_times)
                 break
-            output(index, t, last)
+            output(state.index, state.t, state.last)
+            state.index += 1
+    except (preemption.Preempted, CheckpointError):
+        raise
     except (SchemeFailure, RuntimeError):
         scheme.set_density(good)
-        writer.failure(rows, rows["t"][-1], int(rows["step"][-1]))
+        writer.timeseries(state, f"failed after step {state.step}")
+        save(f"last good state before a failure after step {state.step}")
         raise
     finally:
         bar.close()
         writer.close()
 
+    state.next_dt = stepper.controller_state
+    state.wall_time += comm.allreduce(time.perf_counter() - start, MPI.MAX)
     result = PDEResult(
-        times=np.array(outputs["times"]),
-        f=np.array(outputs["f"]),
-        energy=np.array(outputs["energy"]),
-        loss=np.array(outputs["loss"]),
-        mc=np.array(outputs["mc"]),
-        steps=rows,
-        wall_time=comm.allreduce(time.perf_counter() - start, MPI.MAX),
+        times=np.array(state.outputs["times"]),
+        f=np.array(state.outputs["f"]),
+        energy=np.array(state.outputs["energy"]),
+        loss=np.array(state.outputs["loss"]),
+        mc=np.array(state.outputs["mc"]),
+        steps=state.rows,
+        wall_time=state.wall_time,
         cells=scheme.mesh.topology.index_map(scheme.mesh.topology.dim).size_global,
-        stopped=stopped,
+        stopped=state.stopped,
+        resumed_from=resumed_from,
         scheme=scheme,
     )
-    writer.finish(result, first, last, t, step)
+    writer.finish(result, state)
     return result
+
+
+def load_result(pde_dir: Path, comm: MPI.Comm = MPI.COMM_WORLD) -> PDEResult:
+    """The result of a finished run read back from its timeseries.h5 and summary.json (no
+    density: ``scheme`` is None). Collective: rank 0 reads, every rank gets it."""
+    data = None
+    if comm.rank == 0:
+        steps, outputs, _ = read_timeseries(pde_dir / "timeseries.h5")
+        summary = json.loads((pde_dir / "summary.json").read_text())
+        data = (steps, outputs, summary)
+    steps, outputs, summary = comm.bcast(data, root=0)
+    return PDEResult(times=outputs["times"], f=outputs["f"], energy=outputs["energy"],
+                     loss=outputs["loss"], mc=outputs["mc"],
+                     steps={k: v.tolist() for k, v in steps.items()},
+                     wall_time=summary["wall_time_s"], cells=summary["cells"],
+                     stopped=summary["stopped"])
 
 
 def _check(where: str, d: Diagnostics, last: Diagnostics, first: Diagnostics, mass_tol: float,
@@ -217,7 +336,7 @@ def _check(where: str, d: Diagnostics, last: Diagnostics, first: Diagnostics, ma
         raise SchemeFailure(
             f"{where}: energy increased from {last.energy!r} to {d.energy!r}; lower pde.cfl"
         )
-    if outflow > settings.max_outflow:
+    if not outflow <= settings.max_outflow:  # nan (a broken boundary normal) fails too
         raise SchemeFailure(
             f"{where}: {outflow:.3g} of the mass would have left through the boundary "
             f"(pde.max_outflow = {settings.max_outflow:g}); enlarge the domain"
