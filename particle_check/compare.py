@@ -77,6 +77,17 @@ def fit_exponents(n: np.ndarray, values: np.ndarray, mask: np.ndarray) -> np.nda
     return np.where((count >= 2) & (sxx > 0), -slope, np.nan)
 
 
+def local_exponents(n: np.ndarray, values: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """alpha between adjacent widths, -(log v_{i+1} - log v_i) / (log n_{i+1} - log n_i);
+    nan where either width is masked out. n: (W,), values: (..., W, T), mask: (W, T)
+    -> (..., W-1, T). Curvature of log gap vs log n (a crossover between power laws)
+    shows here, where the single fit of ``fit_exponents`` averages it away."""
+    dlog_n = np.diff(np.log(np.asarray(n, dtype=float)))[:, None]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        slopes = -np.diff(np.log(np.maximum(values, _TINY)), axis=-2) / dlog_n
+    return np.where(mask[:-1] & mask[1:], slopes, np.nan)
+
+
 @dataclass
 class Intervals:
     """Bootstrap percentile intervals over seeds at one level (lo, hi pairs).
@@ -92,6 +103,7 @@ class Intervals:
     n_gap2: tuple[np.ndarray, np.ndarray]          # (W, T) each
     alpha: tuple[np.ndarray, np.ndarray]           # (T,) each, fit over resolved widths
     alpha_target: tuple[np.ndarray, np.ndarray]    # (T,) each, fit of the gap to the target
+    local_alpha: tuple[np.ndarray, np.ndarray]     # (W-1, T) each, between adjacent widths
 
 
 @dataclass
@@ -241,6 +253,10 @@ class Comparison:
         alpha = fit_exponents(self.n, values, mask)
         return alpha if j is None else float(alpha[j])
 
+    def local_exponent(self) -> np.ndarray:
+        """alpha between adjacent resolved widths, (W-1, T) (see ``local_exponents``)."""
+        return local_exponents(self.n, self.gap, self.resolved)
+
     def exponent_interval(self, level: float = 0.9, resamples: int = 2000,
                           rng: np.random.Generator | int | None = None,
                           measure: str = "limit") -> tuple[np.ndarray, np.ndarray]:
@@ -271,6 +287,7 @@ class Comparison:
         gap_q = np.empty((2, W, T))
         alpha_q = np.full((2, T), np.nan)
         talpha_q = np.full((2, T), np.nan)
+        local_q = np.full((2, W - 1, T), np.nan)
         step = max(1, _CHUNK // (resamples * W))
         for a in range(0, T, step):
             cols = slice(a, min(a + step, T))
@@ -278,6 +295,7 @@ class Comparison:
                                  axis=1))                       # (B, W, block)
             gap_q[:, :, cols] = np.percentile(g, q, axis=0)
             alpha_q[:, cols] = _nanpercentile(fit_exponents(self.n, g, mask[:, cols]), q)
+            local_q[:, :, cols] = _nanpercentile(local_exponents(self.n, g, mask[:, cols]), q)
             if self.target_sq is not None and tmask[:, cols].any():
                 tg = np.sqrt(np.stack([c @ s[:, cols] for c, s in
                                        zip(counts, self.target_sq, strict=True)], axis=1))
@@ -286,7 +304,8 @@ class Comparison:
         nn = self.n[:, None].astype(float)
         return Intervals(level, resamples, (gap_q[0], gap_q[1]),
                          (nn * gap_q[0] ** 2, nn * gap_q[1] ** 2),
-                         (alpha_q[0], alpha_q[1]), (talpha_q[0], talpha_q[1]))
+                         (alpha_q[0], alpha_q[1]), (talpha_q[0], talpha_q[1]),
+                         (local_q[0], local_q[1]))
 
     # ---- CRBV -------------------------------------------------------------------------
 

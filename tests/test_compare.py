@@ -188,3 +188,26 @@ def test_bootstrap_matches_a_plain_resampling_loop():
     np.testing.assert_allclose(boot.gap[0][:, 1], glo, rtol=6e-3)
     np.testing.assert_allclose(boot.gap[1][:, 1], ghi, rtol=6e-3)
     np.testing.assert_allclose(boot.n_gap2[0], cmp.n[:, None] * boot.gap[0] ** 2)
+
+
+def test_local_exponents_show_a_crossover_the_single_fit_averages():
+    """gap = n^-1/2 / 8 + n^-1 (the n^-1 part dominates below n = 64): local exponents fall
+    from ~0.9 towards 0.5 across the widths, each pair's interval holding its exact slope."""
+    widths = (4, 16, 64, 256, 1024, 4096)
+
+    def law(n):
+        return n ** -0.5 / 8 + 1.0 / n
+
+    cmp = make(law, widths=widths, seeds=64, rng=3)
+    local = cmp.local_exponent()
+    n = np.array(widths, float)
+    exact = -np.diff(np.log(law(n))) / np.diff(np.log(n))
+    assert local.shape == (len(widths) - 1, 40)
+    assert np.all(np.diff(exact) < 0) and exact[0] > 0.85 and exact[-1] < 0.6
+    np.testing.assert_allclose(local.mean(axis=1), exact, atol=0.03)
+    boot = cmp.bootstrap(level=0.9, resamples=500, rng=2)
+    lo, hi = boot.local_alpha
+    inside = (lo <= exact[:, None]) & (exact[:, None] <= hi)
+    assert inside.mean() > 0.75   # 90% intervals over 5 pairs x 40 times
+    alpha = cmp.exponent()
+    assert np.all((alpha > exact[-1]) & (alpha < exact[0]))   # the fit averages the crossover
