@@ -11,7 +11,10 @@ and what is allowed. The layout (see examples/*.toml):
     [domain]                kind = box (lower, upper) | disc (center, radius) | circle |
                             cylinder (lower, upper of c) | sphere
     [initial]               kind = gaussian | uniform | mixture | uniform_sphere |
-                            von_mises_fisher
+                            von_mises_fisher | checkpoint (file, field: a density on a
+                            mesh, the state of an earlier PDE run), e.g.
+                              kind = "checkpoint"
+                              file = "runs/x/pde/checkpoint.h5"  # field = "snapshot2"
     [pde]                   cells | mesh + level | mesh_file; scheme (fv | dg), degree,
                             integrator (euler | ssprk2 | ssprk3 | implicit), cfl,
                             time_tolerance, stationary_tolerance, max_outflow, outputs,
@@ -26,13 +29,16 @@ from __future__ import annotations
 import math
 import tomllib
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from solver.checkpoint_file import load_cell_density
 from solver.model import density, quadrature, targets, units
+from solver.model.cell_density import CellDensity
 from solver.model.domain import Box, Circle, Cylinder, Disc, Domain, Sphere
 from solver.model.problem import Problem
+from solver.restart import CheckpointError
 from solver.settings import (
     INTEGRATORS,
     PARTICLE_INTEGRATORS,
@@ -263,10 +269,20 @@ def _domain(t: _Table, unit: units.Unit) -> Domain:
     return domain
 
 
-def _initial(t: _Table, dim: int) -> density.Density:
+def _initial(t: _Table, dim: int, base: Path) -> density.Density:
     kind = t.choice("kind", ("gaussian", "uniform", "mixture", "uniform_sphere",
-                             "von_mises_fisher"))
+                             "von_mises_fisher", "checkpoint"))
     nums = "a list of numbers"
+    if kind == "checkpoint":
+        path = Path(t.get("file", "a string"))
+        path = path if path.is_absolute() else base / path
+        field = t.get("field", "a string", None)
+        try:
+            return load_cell_density(path, field)
+        except CheckpointError as err:
+            raise ConfigError(f"{t.field('file')}: {err}") from err
+        except ValueError as err:  # names initial.file or initial.field
+            raise ConfigError(str(err)) from err
     if kind == "uniform_sphere":
         return _build(t, lambda: density.UniformSphere(dim))
     if kind == "von_mises_fisher":
@@ -401,8 +417,13 @@ def parse(raw: dict[str, Any], base: Path = Path(".")) -> RunConfig:
     domain = _domain(dt, unit)
     dt.done()
     it = top.table("initial")
-    initial = _initial(it, unit.param_dim)
+    initial = _initial(it, unit.param_dim, base)
     it.done()
+    if isinstance(initial, CellDensity):
+        try:
+            initial.check_domain(domain)
+        except ValueError as err:
+            raise ConfigError(str(err)) from err
     if initial.dim != unit.param_dim:
         raise ConfigError(
             f"initial: density has dimension {initial.dim}; unit {unit.name!r} has "
@@ -414,6 +435,11 @@ def parse(raw: dict[str, Any], base: Path = Path(".")) -> RunConfig:
     pde = None if pt is None else _pde(pt, domain)
     if pt is not None:
         pt.done()
+    if pde is not None and isinstance(initial, CellDensity):
+        try:
+            initial.check_mesh_settings(asdict(pde))
+        except ValueError as err:
+            raise ConfigError(str(err)) from err
     qt = top.table("particles", required=False)
     particles = None if qt is None else _particles(qt)
     if qt is not None:

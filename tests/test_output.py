@@ -447,7 +447,7 @@ def test_checkpoint_files_are_never_half_written(tmp_path, monkeypatch):
     def broken(*args):
         raise OSError("disk full")
 
-    monkeypatch.setattr("solver.pde.checkpoint._checksum", broken)  # mid-way through the file
+    monkeypatch.setattr("solver.pde.checkpoint.checksum", broken)  # mid-way through the file
     with pytest.raises(CheckpointError, match=r"writing.*disk full"):
         write_checkpoint(tmp_path / "state.h5", msh, rho, META)
     assert (tmp_path / "state.h5").read_bytes() == before

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from particle_check.sampling import cell_masses_from_values, sample_cells, uniform_in_cells
 from solver.model.domain import Box, Circle, Cylinder, Sphere
+from solver.model.sampling import cell_masses_from_values, sample_cells, uniform_in_cells
 
 P_FLOOR = 1e-4  # a correct sampler fails one of these checks with probability ~1e-4
 

@@ -3,28 +3,17 @@ of ranks, verified on reading.
 
 The dofs of a function are stored per cell, keyed by the mesh's original input cell
 index (``msh.topology.original_cell_index``) and the local dof number in the cell,
-which do not depend on how the mesh is partitioned. Layout of the HDF5 file:
-
-    /values            (n_cells, dofs_per_cell * bs) float64, row = original cell index
-    /dof_coordinates   (n_cells, dofs_per_cell, gdim) float64, where each dof sits
-    /fields/<name>     more functions of the same space, laid out like /values
-                       (e.g. the density at the snapshot times)
-    /arrays/<name>     global float64 arrays (e.g. the time series so far)
-    attributes         format, format_version, element, cell_type, gdim, n_cells,
-                       dofs_per_cell, block_size, function_name, fields, arrays (JSON
-                       lists of names), meta (JSON: t, step, dt, settings, ...) and sha256
-
-``sha256`` is the SHA-256 of a canonical header (every other attribute) followed by
-the bytes of every dataset, so a flipped byte in the data or the metadata, a
-truncated file, another element or another mesh (dof coordinates that do not match)
-all raise ``CheckpointError`` instead of loading. Rank 0 gathers and writes (to a
-temporary name, fsynced, renamed: the previous checkpoint stays valid until the new
-one is in place); reading scatters the rows back to whatever ranks hold the cells now.
+which do not depend on how the mesh is partitioned. The file layout, its SHA-256 and
+its verified reading are in ``solver.checkpoint_file`` (no DOLFINx needed); a flipped
+byte in the data or the metadata, a truncated file, another element or another mesh
+(dof coordinates that do not match) all raise ``CheckpointError`` instead of loading.
+Rank 0 gathers and writes (to a temporary name, fsynced, renamed: the previous
+checkpoint stays valid until the new one is in place); reading scatters the rows back
+to whatever ranks hold the cells now.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from collections.abc import Mapping
@@ -37,6 +26,14 @@ from dolfinx import fem
 from dolfinx import mesh as dmesh
 from mpi4py import MPI
 
+from solver.checkpoint_file import (
+    FORMAT,
+    HEADER_KEYS,
+    VERSION,
+    CheckpointFile,
+    checksum,
+    read_checkpoint_file,
+)
 from solver.io import atomic_path
 from solver.pde.output import to_json
 from solver.restart import CheckpointError
@@ -44,11 +41,6 @@ from solver.restart import CheckpointError
 __all__ = ["Checkpoint", "CheckpointError", "load_checkpoint", "read_checkpoint",
            "write_checkpoint"]
 
-CHECKPOINT_FORMAT = "meanfield-checkpoint"
-CHECKPOINT_VERSION = 2
-#: Header attributes covered by the checksum, in this order.
-_HEADER_KEYS = ("format", "format_version", "element", "cell_type", "gdim", "n_cells",
-                "dofs_per_cell", "block_size", "function_name", "fields", "arrays", "meta")
 
 
 @dataclass
@@ -56,12 +48,14 @@ class Checkpoint:
     """What ``load_checkpoint`` returns besides filling the function.
 
     meta: the JSON run state; fields: each stored field as a local array like
-    ``fn.x.array`` (owned and ghost cells filled); arrays: the global arrays, on every rank.
+    ``fn.x.array`` (owned and ghost cells filled); arrays: the global arrays, on every rank;
+    sha256: the file's checksum (which version of the file was read).
     """
 
     meta: dict
     fields: dict[str, np.ndarray]
     arrays: dict[str, np.ndarray]
+    sha256: str = ""
 
 
 def _layout(msh: dmesh.Mesh, fn: fem.Function) -> dict[str, object]:
@@ -96,15 +90,6 @@ def _cell_data(msh: dmesh.Mesh, fn: fem.Function, n: int) -> tuple[np.ndarray, .
     return original, _cell_rows(fn, fn.x.array, n), coords
 
 
-def _checksum(header: dict[str, object], datasets: list[np.ndarray]) -> str:
-    digest = hashlib.sha256()
-    digest.update(json.dumps([[k, header[k]] for k in _HEADER_KEYS]).encode())
-    for arr in datasets:
-        digest.update(json.dumps(list(np.shape(arr))).encode())
-        digest.update(np.ascontiguousarray(arr, dtype="<f8").tobytes())
-    return digest.hexdigest()
-
-
 def _raise_together(comm: MPI.Comm, message: str | None) -> None:
     """Rank 0's error (or None) raised as CheckpointError on every rank."""
     message = comm.bcast(message, root=0)
@@ -114,21 +99,25 @@ def _raise_together(comm: MPI.Comm, message: str | None) -> None:
 
 def write_checkpoint(path: str | os.PathLike, msh: dmesh.Mesh, fn: fem.Function,
                      meta: dict, *, fields: Mapping[str, np.ndarray] | None = None,
-                     arrays: Mapping[str, np.ndarray] | None = None) -> None:
+                     arrays: Mapping[str, np.ndarray] | None = None,
+                     cell_arrays: Mapping[str, np.ndarray] | None = None) -> None:
     """Write ``fn`` (any DG/Lagrange function on ``msh``) and ``meta`` to ``path``.
 
     Collective over ``msh.comm``; rank 0 gathers and writes atomically. meta: JSON-able
     run state, e.g. ``{"t": ..., "step": ..., "dt": ..., "settings": asdict(settings)}``
     (dataclasses, numpy values and paths are converted; inf/nan are kept).
     fields: more local arrays laid out like ``fn.x.array`` (same space; e.g. earlier
-    densities); arrays: global arrays, taken from rank 0, stored as float64.
+    densities); arrays: global arrays, taken from rank 0, stored as float64;
+    cell_arrays: local arrays with one row per owned cell, stored as /arrays/<name>
+    with the rows ordered by original cell index.
     """
     comm = msh.comm
     layout = _layout(msh, fn)
-    fields, arrays = dict(fields or {}), dict(arrays or {})
+    fields, arrays, cell_arrays = dict(fields or {}), dict(arrays or {}), dict(cell_arrays or {})
     n_owned = msh.topology.index_map(msh.topology.dim).size_local
     local = (*_cell_data(msh, fn, n_owned),
-             *(_cell_rows(fn, array, n_owned) for array in fields.values()))
+             *(_cell_rows(fn, array, n_owned) for array in fields.values()),
+             *(np.asarray(a, dtype=np.float64)[:n_owned] for a in cell_arrays.values()))
     parts = comm.gather(local, root=0)
     message = None
     if comm.rank == 0:
@@ -139,19 +128,21 @@ def write_checkpoint(path: str | os.PathLike, msh: dmesh.Mesh, fn: fem.Function,
                 raise CheckpointError("original cell indices are not 0..n_cells-1")
             cellwise = [np.concatenate([p[j] for p in parts])[order]
                         for j in range(1, len(local))]
-            globals_ = [np.asarray(a, dtype=np.float64) for a in arrays.values()]
-            header = {"format": CHECKPOINT_FORMAT, "format_version": CHECKPOINT_VERSION,
+            cellwise, per_cell = cellwise[:2 + len(fields)], cellwise[2 + len(fields):]
+            names = [*arrays, *cell_arrays]
+            globals_ = [*(np.asarray(a, dtype=np.float64) for a in arrays.values()), *per_cell]
+            header = {"format": FORMAT, "format_version": VERSION,
                       **layout, "function_name": fn.name, "fields": json.dumps(list(fields)),
-                      "arrays": json.dumps(list(arrays)), "meta": to_json(meta)}
+                      "arrays": json.dumps(names), "meta": to_json(meta)}
             with atomic_path(path) as tmp, h5py.File(tmp, "w") as h5:
-                for key in _HEADER_KEYS:
+                for key in HEADER_KEYS:
                     h5.attrs[key] = header[key]
-                h5.attrs["sha256"] = _checksum(header, cellwise + globals_)
+                h5.attrs["sha256"] = checksum(header, cellwise + globals_)
                 h5.create_dataset("values", data=cellwise[0])
                 h5.create_dataset("dof_coordinates", data=cellwise[1])
                 for name, data in zip(fields, cellwise[2:], strict=True):
                     h5.create_dataset(f"fields/{name}", data=data)
-                for name, data in zip(arrays, globals_, strict=True):
+                for name, data in zip(names, globals_, strict=True):
                     h5.create_dataset(f"arrays/{name}", data=data)
         except Exception as exc:  # every rank must learn of it
             message = f"{path}: writing the checkpoint failed: {exc}"
@@ -159,41 +150,11 @@ def write_checkpoint(path: str | os.PathLike, msh: dmesh.Mesh, fn: fem.Function,
 
 
 def _load(path: Path, layout: dict[str, object], expect: Mapping[str, object]
-          ) -> tuple[dict, list[np.ndarray], dict[str, np.ndarray], dict[str, np.ndarray]]:
-    """Rank 0: read and verify the file; (meta, [values, coordinates], fields, arrays)
-    or CheckpointError."""
-    if not path.is_file():
-        raise CheckpointError(f"{path}: no such checkpoint")
-    try:
-        with h5py.File(path, "r") as h5:
-            attrs = {k: h5.attrs[k] for k in h5.attrs}
-            missing = [k for k in (*_HEADER_KEYS, "sha256") if k not in attrs]
-            if missing:
-                raise CheckpointError(f"{path}: not a checkpoint, missing attributes {missing}")
-            names = {key: json.loads(attrs[key]) for key in ("fields", "arrays")}
-            cellwise = [h5["values"][()], h5["dof_coordinates"][()],
-                        *(h5[f"fields/{name}"][()] for name in names["fields"])]
-            globals_ = [h5[f"arrays/{name}"][()] for name in names["arrays"]]
-    except CheckpointError:
-        raise
-    except Exception as exc:  # h5py raises OSError/KeyError/... for broken files
-        raise CheckpointError(f"{path}: unreadable or truncated checkpoint ({exc})") from exc
-    header = {k: (v.decode() if isinstance(v, bytes) else
-                  v.item() if isinstance(v, np.generic) else v) for k, v in attrs.items()}
-    if header["format"] != CHECKPOINT_FORMAT:
-        raise CheckpointError(f"{path}: format {header['format']!r}, not {CHECKPOINT_FORMAT}")
-    if header["format_version"] != CHECKPOINT_VERSION:
-        raise CheckpointError(f"{path}: format version {header['format_version']} is not "
-                              f"the supported {CHECKPOINT_VERSION}")
-    if any(a.dtype != np.float64 for a in cellwise + globals_):
-        raise CheckpointError(f"{path}: data types {[a.dtype for a in cellwise]} are not "
-                              "all float64")
-    if _checksum(header, cellwise + globals_) != header["sha256"]:
-        raise CheckpointError(f"{path}: SHA-256 checksum mismatch: the file is corrupted")
-    try:
-        meta = json.loads(header["meta"])
-    except ValueError as exc:
-        raise CheckpointError(f"{path}: meta is not JSON ({exc})") from exc
+          ) -> CheckpointFile:
+    """Rank 0: read and verify the file, check it against the run and the function's
+    layout; CheckpointError if it does not fit."""
+    stored = read_checkpoint_file(path)
+    header, meta = stored.header, stored.meta
     for key, wanted in expect.items():
         if meta.get(key) != wanted:
             raise CheckpointError(f"{path}: written by another run: its {key} is "
@@ -204,13 +165,14 @@ def _load(path: Path, layout: dict[str, object], expect: Mapping[str, object]
                                   f"{expected!r} for the function being restored")
     n, ndofs, bs, gdim = (layout[k] for k in ("n_cells", "dofs_per_cell", "block_size",
                                               "gdim"))
-    shapes = [a.shape for a in cellwise]
-    if any(shape != (n, ndofs * bs) for shape in shapes[:1] + shapes[2:]) or \
-            shapes[1] != (n, ndofs, gdim):
+    rows = [stored.values, *stored.fields.values()]
+    if any(a.shape != (n, ndofs * bs) for a in rows) or \
+            stored.dof_coordinates.shape != (n, ndofs, gdim):
+        shapes = [a.shape for a in (stored.values, stored.dof_coordinates,
+                                    *stored.fields.values())]
         raise CheckpointError(f"{path}: dataset shapes {shapes} do not match {n} cells x "
                               f"{ndofs} dofs x block size {bs}")
-    return (meta, cellwise[:2], dict(zip(names["fields"], cellwise[2:], strict=True)),
-            dict(zip(names["arrays"], globals_, strict=True)))
+    return stored
 
 
 def load_checkpoint(path: str | os.PathLike, msh: dmesh.Mesh, fn: fem.Function, *,
@@ -230,17 +192,18 @@ def load_checkpoint(path: str | os.PathLike, msh: dmesh.Mesh, fn: fem.Function, 
         msh.topology.index_map(msh.topology.dim).num_ghosts
     original, _, my_coords = _cell_data(msh, fn, n_local)
     wanted = comm.gather(original, root=0)
-    message, meta, rows, arrays = None, None, None, None
+    message, meta, rows, arrays, sha256 = None, None, None, None, None
     if comm.rank == 0:
         try:
-            meta, (values, coords), fields, arrays = _load(Path(path), layout, expect or {})
-            rows = [(values[w], coords[w], {k: v[w] for k, v in fields.items()})
-                    for w in wanted]
+            stored = _load(Path(path), layout, expect or {})
+            meta, arrays, sha256 = stored.meta, stored.arrays, stored.header["sha256"]
+            rows = [(stored.values[w], stored.dof_coordinates[w],
+                     {k: v[w] for k, v in stored.fields.items()}) for w in wanted]
         except CheckpointError as exc:
             message = str(exc)
     _raise_together(comm, message)
     values, coords, field_rows = comm.scatter(rows, root=0)
-    meta, arrays = comm.bcast((meta, arrays), root=0)
+    meta, arrays, sha256 = comm.bcast((meta, arrays, sha256), root=0)
 
     scale = 1.0 + float(np.max(np.abs(my_coords), initial=0.0))
     bad = int(not np.allclose(coords, my_coords, rtol=0.0, atol=1e-9 * scale))
@@ -258,7 +221,8 @@ def load_checkpoint(path: str | os.PathLike, msh: dmesh.Mesh, fn: fem.Function, 
 
     fn.x.array[:] = local_array(values)
     fn.x.scatter_forward()
-    return Checkpoint(meta, {k: local_array(v) for k, v in field_rows.items()}, arrays)
+    return Checkpoint(meta, {k: local_array(v) for k, v in field_rows.items()}, arrays,
+                      sha256)
 
 
 def read_checkpoint(path: str | os.PathLike, msh: dmesh.Mesh, fn: fem.Function) -> dict:

@@ -6,7 +6,9 @@
     checkpoint.h5          the whole state of the time loop (``RunState``): written every
                            ``checkpoint_every`` seconds, when pre-empted, after a failure
                            (the last good state) and at the end; ``--resume`` continues
-                           from it to the result of an uninterrupted run
+                           from it to the result of an uninterrupted run. It also carries
+                           the mesh (cell vertices, int_K phi_i) and the domain, so that
+                           another run can start from it (``[initial] kind = "checkpoint"``)
     energy.png, density.png
     summary.json           written last: the run finished
 """
@@ -16,8 +18,14 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
+import ufl
+from dolfinx import fem, la
+from dolfinx import mesh as dmesh
+from dolfinx.cpp import mesh as cpp_mesh
 
+from solver.checkpoint_file import CELL_VERTICES, DOF_INTEGRALS, DOMAIN
 from solver.io import RunDirectory
+from solver.model.cell_density import domain_record
 from solver.model.problem import Problem
 from solver.pde.checkpoint import Checkpoint, write_checkpoint
 from solver.pde.output import SnapshotWriter, write_timeseries
@@ -85,6 +93,20 @@ class RunState:
                               for i, t in enumerate(m["snapshot_times"])])
 
 
+def mesh_arrays(msh: dmesh.Mesh, fn: fem.Function) -> dict[str, np.ndarray]:
+    """Per owned cell: its vertices in mesh coordinates, DOLFINx reference order
+    (C, V, gdim), and int_K phi_i of the basis functions of ``fn``'s space (C, dofs) —
+    what particles need to draw a stored density cell by cell without DOLFINx.
+    Collective (the integrals are assembled)."""
+    n = msh.topology.index_map(msh.topology.dim).size_local
+    nv = cpp_mesh.cell_num_vertices(msh.topology.cell_type)
+    vertices = msh.geometry.x[msh.geometry.dofmaps[0][:n, :nv], : msh.geometry.dim]
+    V = fn.function_space
+    integrals = fem.assemble_vector(fem.form(ufl.TestFunction(V) * ufl.dx))
+    integrals.scatter_reverse(la.InsertMode.add)
+    return {CELL_VERTICES: vertices, DOF_INTEGRALS: integrals.array[V.dofmap.list[:n]]}
+
+
 class RunWriter:
     """Writes snapshots and checkpoints during the run, the time series and figures after."""
 
@@ -92,6 +114,7 @@ class RunWriter:
                  settings: PDESettings, fingerprint: str):
         self.run_dir, self.scheme, self.problem, self.settings = run_dir, scheme, problem, settings
         self.fingerprint = fingerprint
+        self.mesh = None if run_dir is None else mesh_arrays(scheme.mesh, scheme.rho)
         self.snapshots = None
         if run_dir is not None and settings.snapshots:
             self.snapshots = SnapshotWriter(run_dir.path / "rho.bp", scheme.rho,
@@ -114,8 +137,9 @@ class RunWriter:
             return
         write_checkpoint(self.run_dir.path / CHECKPOINT, self.scheme.mesh, self.scheme.rho,
                          {**state.meta(wall_time), "status": status,
-                          "fingerprint": self.fingerprint, "settings": asdict(self.settings)},
-                         fields=state.fields(), arrays=state.arrays())
+                          "fingerprint": self.fingerprint, "settings": asdict(self.settings),
+                          DOMAIN: domain_record(self.problem.domain)},
+                         fields=state.fields(), arrays=state.arrays(), cell_arrays=self.mesh)
 
     def timeseries(self, state: RunState, status: str) -> None:
         """The per-step record so far (after a failure or a pre-emption; rank 0)."""

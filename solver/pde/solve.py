@@ -27,6 +27,8 @@ from tqdm import tqdm
 
 from solver import preemption
 from solver.io import RunDirectory, remove_path
+from solver.model.cell_density import CellDensity
+from solver.model.density import Density
 from solver.model.problem import Problem
 from solver.pde.checkpoint import CheckpointError, load_checkpoint
 from solver.pde.finite_volume import FiniteVolume
@@ -150,6 +152,24 @@ class _Stepper:
                 raise SchemeFailure(f"{where}: implicit step collapsed below {min_dt:.3g}")
 
 
+def initial_state(scheme: Scheme, initial: Density) -> np.ndarray:
+    """rho_0 on the scheme's owned dofs: the scheme's discretisation of an analytic
+    density, or for a ``CellDensity`` the stored field itself, loaded onto this run's
+    mesh (which must be the one it was written on). Collective."""
+    if not isinstance(initial, CellDensity):
+        return scheme.initial_density()
+    try:
+        ckpt = load_checkpoint(initial.file, scheme.mesh, scheme.rho)
+    except CheckpointError as exc:
+        raise ValueError(f"initial.file: {exc}; start from a checkpoint written with this "
+                         "run's [pde] mesh and scheme") from exc
+    if ckpt.sha256 != initial.sha256:
+        raise ValueError(f"initial.file: {initial.file} changed since the config was read; "
+                         "load the config again")
+    values = scheme.rho.x.array if initial.field is None else ckpt.fields[initial.field]
+    return values[: scheme.rho.function_space.dofmap.index_map.size_local].copy()
+
+
 def run_fingerprint(problem: Problem, settings: PDESettings) -> str:
     """SHA-256 of the problem and the settings that change the result (not progress or
     checkpoint_every): a checkpoint only resumes the run that wrote it."""
@@ -189,8 +209,10 @@ def solve(problem: Problem, settings: PDESettings, run_dir: RunDirectory | None 
     uninterrupted run, and refuses the checkpoint of another problem or settings.
     """
     start = time.perf_counter()
+    if isinstance(problem.initial, CellDensity):
+        problem.initial.check_mesh_settings(asdict(settings))
     scheme = make_scheme(problem, settings, comm)
-    scheme.set_density(scheme.initial_density())
+    scheme.set_density(initial_state(scheme, problem.initial))
     run_id = run_fingerprint(problem, settings)
     state = _resume_state(scheme, run_dir, run_id, comm) if resume else None
     writer = RunWriter(run_dir, scheme, problem, settings, run_id)
