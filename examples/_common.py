@@ -47,9 +47,10 @@ def open_run(name: str, args: argparse.Namespace,
     if finished and not args.force:
         raise ExampleExists(f"{path} holds a finished run; pass --force to overwrite it")
     run_dir = RunDirectory(path, writer=comm.rank == 0)
+    # every rank: provenance() imports dolfinx, whose PETSc initialisation is collective
+    record = provenance(comm.size)
     if comm.rank == 0:
         summary.unlink(missing_ok=True)
-        record = provenance(comm.size)
         record["example"] = {"name": name, "size": args.size}
         run_dir.write_json("provenance.json", record)
     comm.barrier()

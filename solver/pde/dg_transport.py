@@ -455,6 +455,11 @@ class DGTransport:
             raise ValueError("initial: the density is zero on every cell of the mesh")
         return values / mass
 
+    def point_measure(self) -> tuple[np.ndarray, np.ndarray]:
+        """rho as the weighted point set sum_q W_q delta(theta_q) of the owned cells' Gauss
+        points (theta (Q, k), W_q = w_q |det J_q| rho(theta_q)): the rule f is computed with."""
+        return self.theta, self._weights()
+
     def _weights(self) -> np.ndarray:
         """W_q rho(theta_q) at the owned cells' Gauss points (flat, ordered like theta)."""
         return (self._points[:, : self._nq] * self.W).reshape(-1)

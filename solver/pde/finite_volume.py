@@ -118,6 +118,11 @@ class FiniteVolume:
         w[self.n_owned :] = 0.0
         return w
 
+    def point_measure(self) -> tuple[np.ndarray, np.ndarray]:
+        """rho as the weighted point set sum_q W_q delta(theta_q) of the owned cells:
+        (centroids theta (n_owned, k), W = rho_K |K|)."""
+        return self.theta[: self.n_owned], self.weights()[: self.n_owned]
+
     def _evaluate(self) -> None:
         local = self.S.forward(self.weights())
         self.f = np.empty_like(local)

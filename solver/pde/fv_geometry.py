@@ -59,8 +59,9 @@ def _conormal(points: np.ndarray, outward: np.ndarray) -> np.ndarray:
     n = outward.copy()
     if points.shape[1] > 1:
         edges = points[:, 1:] - points[:, :1]  # (B, n_vertices - 1, gdim)
-        for b in range(len(n)):  # Gram-Schmidt on a handful of boundary facets
-            basis, _ = np.linalg.qr(edges[b].T)
+        for b in range(len(n)):  # project out the tangent space of each boundary facet
+            u, sv, _ = np.linalg.svd(edges[b].T, full_matrices=False)
+            basis = u[:, sv > 1e-12 * sv[0]]  # a quadrilateral's 3 edges span only 2 dims
             n[b] -= basis @ (basis.T @ n[b])
     return n / np.linalg.norm(n, axis=1, keepdims=True)
 
