@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import sys
 from pathlib import Path
 
@@ -40,21 +41,24 @@ def parse_args(doc: str, argv: list[str] | None = None) -> argparse.Namespace:
 def open_run(name: str, args: argparse.Namespace,
              comm: MPI.Comm = MPI.COMM_WORLD) -> RunDirectory:
     """The example's run directory, with provenance.json; a finished run (one with a
-    summary.json) is refused unless --force, which removes that summary first."""
+    summary.json) is refused unless --force, which clears a previous run directory (one
+    holding a provenance.json), so that no earlier particle task is reused."""
     path = args.output if args.output is not None else RUNS / name
     summary = path / "summary.json"
     finished = comm.bcast(summary.exists() if comm.rank == 0 else None, root=0)
     if finished and not args.force:
         raise ExampleExists(f"{path} holds a finished run; pass --force to overwrite it")
-    run_dir = RunDirectory(path, writer=comm.rank == 0)
     # every rank: provenance() imports dolfinx, whose PETSc initialisation is collective
     record = provenance(comm.size)
     if comm.rank == 0:
+        if args.force and (path / "provenance.json").exists():
+            shutil.rmtree(path)
         summary.unlink(missing_ok=True)
+        run_dir = RunDirectory(path)
         record["example"] = {"name": name, "size": args.size}
         run_dir.write_json("provenance.json", record)
     comm.barrier()
-    return run_dir
+    return RunDirectory(path, writer=comm.rank == 0)
 
 
 def finish(run_dir: RunDirectory, summary: dict, comm: MPI.Comm = MPI.COMM_WORLD) -> None:

@@ -45,10 +45,8 @@ import matplotlib.pyplot as plt
 import numpy as np
 from mpi4py import MPI
 
-from particle_check.compare import Comparison, compare
-from particle_check.ensemble import run_ensemble
-from particle_check.pipeline import pde_error, run_pde
-from particle_check.report import write_report
+from particle_check.compare import Comparison
+from particle_check.pipeline import pde_and_particles
 from solver.config import RunConfig
 from solver.io import RunDirectory
 from solver.model import density, quadrature, targets, units
@@ -90,26 +88,7 @@ def problem_b(t_final: float) -> Problem:
                    name="neuron-3d")
 
 
-# --- PDE, error budget, particles, comparison ----------------------------------------------
-
-def pde_vs_particles(cfg: RunConfig, run_dir: RunDirectory, comm: MPI.Comm):
-    """The PDE (run_dir/pde), its error budget (a run on half the cells), the particle
-    ensemble at the PDE's output times (run_dir/particles), and the comparison report.
-
-    Returns (PDE result, Comparison or None, report summary or None) (the last two on rank 0).
-    """
-    pde = run_pde(cfg, run_dir, comm)
-    budget = pde_error(cfg, pde, comm)
-    runs = run_ensemble(cfg.problem, cfg.particles, pde.times,
-                        RunDirectory(run_dir / "particles", writer=True), comm)
-    if comm.rank != 0:
-        return pde, None, None
-    f_err, mc_err = budget if budget is not None else (None, None)
-    cmp = compare(cfg.problem.data.weights, pde.times, pde.f, pde.loss, pde.mc, runs,
-                  pde_error=f_err, pde_mc_error=mc_err, targets=cfg.problem.y)
-    summary = write_report(cmp, run_dir, f"{cfg.name}: PDE ({pde.cells} cells) vs particles")
-    return pde, cmp, summary
-
+# --- the density as points, and headline numbers -------------------------------------
 
 def gathered_measure(pde, comm: MPI.Comm) -> tuple[np.ndarray, np.ndarray] | None:
     """The final density as a weighted point set (theta_q, W_q), gathered on rank 0."""
@@ -198,7 +177,7 @@ def main(argv: list[str] | None = None) -> None:
         particles = ParticleSettings(n=widths, seeds=seeds, dt=0.02, integrator="rk4")
         sub = RunDirectory(run_dir / f"part_{key}", writer=run_dir.writer)
         cfg = RunConfig(problem.name, sub.path, problem, pde, particles, {})
-        result, cmp, report = pde_vs_particles(cfg, sub, comm)
+        result, cmp, report = pde_and_particles(cfg, sub, comm)
         measure = gathered_measure(result, comm)
         if comm.rank == 0:
             parts[key] = (problem, result, cmp, report, measure, pde)

@@ -37,10 +37,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 from mpi4py import MPI
 
-from particle_check.compare import compare
-from particle_check.ensemble import run_ensemble
-from particle_check.pipeline import pde_error, run_pde
-from particle_check.report import write_report
+from particle_check.pipeline import pde_and_particles
 from solver.config import RunConfig
 from solver.io import RunDirectory
 from solver.model import density, quadrature, targets, units
@@ -66,24 +63,6 @@ def problem(lam: float, t_final: float) -> Problem:
                    name=f"rbf-circle-lambda-{lam:g}")
 
 
-# --- PDE, error budget, particles, comparison ----------------------------------------------
-
-def pde_vs_particles(cfg: RunConfig, run_dir: RunDirectory, comm: MPI.Comm):
-    """The PDE (run_dir/pde), its error budget (DG1 on the same mesh), the particle ensemble
-    at the PDE's output times (run_dir/particles) and the comparison report; returns
-    (PDE result, Comparison, report summary), the last two on rank 0 (None elsewhere)."""
-    pde = run_pde(cfg, run_dir, comm)
-    budget = pde_error(cfg, pde, comm)
-    runs = run_ensemble(cfg.problem, cfg.particles, pde.times,
-                        RunDirectory(run_dir / "particles", writer=True), comm)
-    if comm.rank != 0:
-        return pde, None, None
-    f_err, mc_err = budget if budget is not None else (None, None)
-    cmp = compare(cfg.problem.data.weights, pde.times, pde.f, pde.loss, pde.mc, runs,
-                  pde_error=f_err, pde_mc_error=mc_err, targets=cfg.problem.y)
-    return pde, cmp, write_report(cmp, run_dir, f"{cfg.name}: PDE vs particles")
-
-
 # --- main ----------------------------------------------------------------------------------
 
 def main(argv: list[str] | None = None) -> None:
@@ -99,7 +78,7 @@ def main(argv: list[str] | None = None) -> None:
     for lam in LAMBDAS:
         p = problem(lam, size["t_final"])
         sub = RunDirectory(run_dir / f"lambda_{lam:g}", writer=run_dir.writer)
-        results[lam] = pde_vs_particles(RunConfig(p.name, sub.path, p, pde, particles, {}),
+        results[lam] = pde_and_particles(RunConfig(p.name, sub.path, p, pde, particles, {}),
                                         sub, comm)
 
     summary = None

@@ -14,17 +14,21 @@ from __future__ import annotations
 import shutil
 from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from mpi4py import MPI
 
-from particle_check.compare import compare
+from particle_check.compare import Comparison, compare
 from particle_check.ensemble import run_ensemble
 from particle_check.report import write_report
 from solver.config import RunConfig
 from solver.io import RunDirectory
 from solver.provenance import PhaseTimer, finish_provenance, provenance
 from solver.settings import PDESettings
+
+if TYPE_CHECKING:
+    from solver.pde.solve import PDEResult
 
 
 class RunExists(RuntimeError):
@@ -110,13 +114,16 @@ def pde_error(cfg: RunConfig, fine, comm: MPI.Comm) -> tuple[np.ndarray, np.ndar
             np.abs(fine.mc - other.mc))
 
 
-def run_comparison(cfg: RunConfig, run_dir: RunDirectory, comm: MPI.Comm,
-                   resume: bool = False) -> dict | None:
-    """PDE, then the particle ensemble at its output times, then the report (rank 0).
+def pde_and_particles(cfg: RunConfig, run_dir: RunDirectory, comm: MPI.Comm,
+                      resume: bool = False, timer: PhaseTimer | None = None
+                      ) -> tuple[PDEResult, Comparison | None, dict | None]:
+    """The PDE (<run>/pde), its error budget, the particle ensemble at the PDE's output
+    times (<run>/particles) and the comparison report in <run>; returns (PDE result,
+    Comparison, report summary), the last two on rank 0 (None elsewhere). Collective.
     resume: continue the PDE and the particle tasks from their checkpoints."""
     if cfg.particles is None:
         raise ValueError("[particles]: this config has no particles section")
-    timer = PhaseTimer()
+    timer = PhaseTimer() if timer is None else timer
     with timer("pde"):
         pde = run_pde(cfg, run_dir, comm, resume)
     part_dir = RunDirectory(run_dir / "particles", writer=True)
@@ -126,12 +133,22 @@ def run_comparison(cfg: RunConfig, run_dir: RunDirectory, comm: MPI.Comm,
         runs = run_ensemble(cfg.problem, cfg.particles, pde.times, part_dir, comm,
                             cfg.pde.progress, resume)
     if comm.rank != 0:
-        return None
+        return pde, None, None
     f_error, mc_error = budget if budget is not None else (None, None)
     with timer("report"):
         cmp = compare(cfg.problem.data.weights, pde.times, pde.f, pde.loss, pde.mc, runs,
                       pde_error=f_error, pde_mc_error=mc_error, targets=cfg.problem.y)
         summary = write_report(cmp, run_dir, f"{cfg.name}: PDE ({pde.cells} cells) vs particles")
+    return pde, cmp, summary
+
+
+def run_comparison(cfg: RunConfig, run_dir: RunDirectory, comm: MPI.Comm,
+                   resume: bool = False) -> dict | None:
+    """``pde_and_particles``, then provenance timings and summary.json (written last, rank 0)."""
+    timer = PhaseTimer()
+    pde, _, summary = pde_and_particles(cfg, run_dir, comm, resume, timer)
+    if comm.rank != 0:
+        return None
     finish_provenance(run_dir, timer.seconds)
     summary["pde_wall_time_s"] = pde.wall_time
     summary["pde_energy_monotone"] = bool(np.all(np.diff(pde.steps["energy"]) <= 0))

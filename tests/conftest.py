@@ -37,5 +37,6 @@ def load_example(name: str):
         sys.path.insert(0, str(folder))  # for ``import _common``
     spec = importlib.util.spec_from_file_location(f"example_{name}", folder / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up there
     spec.loader.exec_module(module)
     return module
