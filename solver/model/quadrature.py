@@ -15,6 +15,8 @@ from functools import partial
 from pathlib import Path
 
 import numpy as np
+from scipy.special import roots_genlaguerre
+from scipy.stats import chi
 
 Sampler = Callable[[np.random.Generator, int], np.ndarray]  # (rng, P) -> (P, d) samples from mu
 
@@ -305,10 +307,26 @@ def _sphere_law(dim: int) -> Sampler:
     return partial(_sample_sphere, _positive_int("monte_carlo", "dim", dim))
 
 
+def _sample_isotropic_gaussians(dim: int, delta: float, rng: np.random.Generator,
+                                size: int) -> np.ndarray:
+    y = rng.choice([-1.0, 1.0], size=size)
+    x = (1.0 + delta * y)[:, None] * rng.standard_normal((size, dim))
+    return np.column_stack([x, y])
+
+
+def _isotropic_gaussians_law(dim: int, delta: float) -> Sampler:
+    dim = _positive_int("monte_carlo", "dim", dim)
+    delta = _scalar("monte_carlo", "delta", delta)
+    if not 0 < delta < 1:
+        raise ValueError(f"monte_carlo: delta must be in (0, 1), got {delta!r}")
+    return partial(_sample_isotropic_gaussians, dim, delta)
+
+
 _LAWS: dict[str, Callable[..., Sampler]] = {
     "uniform_box": _uniform_box_law,
     "gaussian": _gaussian_law,
     "sphere": _sphere_law,
+    "isotropic_gaussians": _isotropic_gaussians_law,
 }
 
 
@@ -316,7 +334,10 @@ def monte_carlo(law: str, M: int, seed: int, **law_params: object) -> DataQuadra
     """M i.i.d. samples of ``law`` with weights 1/M, reproducible from ``seed``.
 
     Laws and parameters: "uniform_box" (lower, upper), "gaussian" (mean, std, dim=None),
-    "sphere" (dim; uniform on S^{dim-1} in R^dim). Exact for nothing; error O(M^-1/2).
+    "sphere" (dim; uniform on S^{dim-1} in R^dim), "isotropic_gaussians" (dim, delta;
+    labelled pairs (x, y) as rows of length dim + 1: y = +-1 with probability 1/2 each and
+    x ~ N(0, (1 + y delta)^2 I_dim), the two classes of Mei, Montanari and Nguyen).
+    Exact for nothing; error O(M^-1/2).
     """
     if law not in _LAWS:
         raise ValueError(f"monte_carlo: law must be one of {sorted(_LAWS)}, got {law!r}")
@@ -433,6 +454,50 @@ def from_file(path: str | Path) -> DataQuadrature:
         sampler=partial(_sample_empirical, x, weights),
         targets=columns.get("y"),
         exact_degree="everything: the law is the empirical law of the file",
+    )
+
+
+def _sample_isotropic_radial(dim: int, delta: float, rng: np.random.Generator,
+                             size: int) -> np.ndarray:
+    y = rng.choice([-1.0, 1.0], size=size)
+    return np.column_stack([(1.0 + delta * y) * np.sqrt(rng.chisquare(dim, size)), y])
+
+
+def isotropic_gaussians_radial(dim: int, delta: float, n: int,
+                               grid: int = 0) -> DataQuadrature:
+    """The law of (xi, y) = (|x|, y) for the labelled isotropic Gaussians of
+    ``monte_carlo("isotropic_gaussians", ...)``: y = +-1 (probability 1/2 each),
+    xi = (1 + y delta) chi_dim. Points are rows (xi, y), 2 n (+ 2 grid) of them.
+
+    Per class, an n-node Gauss rule for chi_dim: xi_j = (1 + y delta) sqrt(2 g_j) with g_j, w_j
+    the generalised Gauss-Laguerre rule of weight g^(dim/2-1) e^-g (exact for polynomials in
+    xi^2 of degree <= 2n - 1), weights w_j / 2 (normalised). grid > 0 appends, per class,
+    ``grid`` equispaced evaluation points (weight 0) spanning the class's
+    [1e-12, 1 - 1e-12] chi quantiles: f there comes free with f at the data (for the
+    classification error, say) and changes no integral.
+    """
+    func = "isotropic_gaussians_radial"
+    dim, n = _positive_int(func, "dim", dim), _positive_int(func, "n", n)
+    delta = _scalar(func, "delta", delta)
+    if not 0 < delta < 1:
+        raise ValueError(f"{func}: delta must be in (0, 1), got {delta!r}")
+    if isinstance(grid, bool) or not isinstance(grid, int | np.integer) or grid < 0:
+        raise ValueError(f"{func}: grid must be an integer >= 0, got {grid!r}")
+    g, w = roots_genlaguerre(n, 0.5 * dim - 1.0)
+    lo, hi = chi.ppf([1e-12, 1.0 - 1e-12], dim)
+    rows, weights = [], []
+    for y in (-1.0, 1.0):
+        scale = 1.0 + delta * y
+        xi = np.concatenate([scale * np.sqrt(2.0 * g), scale * np.linspace(lo, hi, grid)])
+        rows.append(np.column_stack([xi, np.full(xi.size, y)]))
+        weights.append(np.concatenate([0.5 * w / w.sum(), np.zeros(grid)]))
+    weights = np.concatenate(weights)
+    return DataQuadrature(
+        name=func,
+        points=np.vstack(rows),
+        weights=weights / weights.sum(),
+        sampler=partial(_sample_isotropic_radial, dim, delta),
+        exact_degree=f"polynomials in xi^2 of degree <= {2 * n - 1} per class",
     )
 
 

@@ -117,3 +117,31 @@ class TabulatedTarget(Target):
         if np.any(dist > 1e-12 * (1 + np.abs(x).max())):
             raise ValueError("tabulated target: asked for y at a point not in the data file")
         return self.values[idx]
+
+
+@dataclass(frozen=True, eq=False)
+class CubicFormTarget(Target):
+    """y(x) = scale sum_{ijk} a_ijk x_i x_j x_k for a coefficient array a of shape (d, d, d)
+    (the Hamiltonian of the spherical 3-spin model when a is i.i.d. Gaussian and x on a sphere).
+    """
+
+    coefficients: np.ndarray
+    scale: float = 1.0
+
+    def __post_init__(self) -> None:
+        a = np.asarray(self.coefficients, dtype=float)
+        if a.ndim != 3 or len(set(a.shape)) != 1 or not np.all(np.isfinite(a)):
+            raise ValueError(f"cubic target: coefficients must be a finite (d, d, d) array, "
+                             f"got shape {a.shape}")
+        if not np.isfinite(self.scale):
+            raise ValueError(f"cubic target: scale must be finite, got {self.scale!r}")
+        object.__setattr__(self, "coefficients", a)
+        object.__setattr__(self, "scale", float(self.scale))
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        d = self.coefficients.shape[0]
+        x = np.asarray(x, dtype=float)
+        if x.ndim != 2 or x.shape[1] != d:
+            raise ValueError(f"cubic target: x must have shape (M, {d}), got {x.shape}")
+        quadratic = (x @ self.coefficients.reshape(d, d * d)).reshape(-1, d, d)  # sum_i x_i a_ijk
+        return self.scale * np.einsum("mjk,mj,mk->m", quadratic, x, x)
