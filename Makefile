@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 export OPENBLAS_NUM_THREADS := 1
 export OMP_NUM_THREADS := 1
 
-.PHONY: setup main test
+.PHONY: setup main test gallery
 
 setup:
 	scripts/bootstrap.sh
@@ -18,3 +18,9 @@ test: setup
 	$(VENV)/bin/ruff check .
 	$(PY) -m pytest -q
 	$(VENV)/bin/mpiexec -n 2 $(PY) -m pytest -q -m mpi -p no:cacheprovider
+
+# Every example at its default size, then their figures into docs/gallery/ (about 20 min on 2 cores)
+gallery: setup
+	for config in examples/*.toml; do $(VENV)/bin/meanfield run $$config --force --no-progress || exit 1; done
+	for script in examples/[!_]*.py; do $(PY) $$script --force --no-progress || exit 1; done
+	$(PY) scripts/gallery.py
