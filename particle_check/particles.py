@@ -44,6 +44,7 @@ import numpy as np
 from solver.model import functionals
 from solver.model.domain import Box, Circle, Cylinder, Disc, Domain
 from solver.model.memory import reuse_freed_memory
+from solver.model.ode import rk4_step
 from solver.model.problem import Problem
 
 #: Memory kept between the f_n pass and the grad Psi pass of one right-hand side. Keep it
@@ -232,14 +233,6 @@ def _noise(problem: Problem, rng: np.random.Generator, theta: np.ndarray,
 
 
 # --- integrators ---------------------------------------------------------------------------
-
-
-def _rk4(rhs: Callable[[np.ndarray], np.ndarray], theta: np.ndarray, dt: float) -> np.ndarray:
-    k1 = rhs(theta)
-    k2 = rhs(theta + 0.5 * dt * k1)
-    k3 = rhs(theta + 0.5 * dt * k2)
-    k4 = rhs(theta + dt * k3)
-    return theta + dt / 6 * (k1 + 2 * k2 + 2 * k3 + k4)
 
 
 # Dormand-Prince 5(4): nodes, stage coefficients, 5th-order weights, error weights (5th - 4th).
@@ -481,7 +474,7 @@ def simulate(problem: Problem, theta0: np.ndarray, times: np.ndarray, dt: float,
             for j in range(substep if i == first else 0, count):
                 data = full if batch is None else draw_batch(problem, rng, batch)
                 if integrator == "rk4":
-                    new = _rk4(lambda th, d=data: rhs(th, d), theta, h)
+                    new = rk4_step(lambda th, d=data: rhs(th, d), theta, h)
                 else:
                     new = theta + h * rhs(theta, data)
                 if noisy:

@@ -33,6 +33,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from solver.model.ode import rk4_step
+
 Array = np.ndarray
 
 
@@ -191,11 +193,7 @@ def lagrangian_energy(model: GaussianMixtureRBF, theta0: Array, weights: Array,
         n = max(1, int(np.ceil((t1 - t0) / dt - 1e-9)))
         h = (t1 - t0) / n
         for _ in range(n):
-            k1 = rhs(theta)
-            k2 = rhs(theta + 0.5 * h * k1)
-            k3 = rhs(theta + 0.5 * h * k2)
-            k4 = rhs(theta + h * k3)
-            theta = theta + h / 6 * (k1 + 2 * k2 + 2 * k3 + k4)
+            theta = rk4_step(rhs, theta, h)
         energy.append(model.energy(theta, W))
         mc.append(model.mc(theta, W))
     return np.array(energy), np.array(mc), theta

@@ -47,6 +47,7 @@ import numpy as np
 from scipy.integrate import solve_ivp
 
 from solver.model import functionals
+from solver.model.ode import rk4_step
 from solver.model.problem import Problem
 from solver.reference.rules import (
     box_rule,
@@ -195,11 +196,7 @@ def lagrangian_flow(problem: Problem, times: Sequence[float], nodes: int | Seque
             n = max(1, int(np.ceil((t1 - t0) / dt - 1e-9)))
             h = (t1 - t0) / n
             for _ in range(n):
-                k1 = rhs(theta)
-                k2 = rhs(theta + 0.5 * h * k1)
-                k3 = rhs(theta + 0.5 * h * k2)
-                k4 = rhs(theta + h * k3)
-                theta = problem.domain.retract(theta + h / 6 * (k1 + 2 * k2 + 2 * k3 + k4))
+                theta = problem.domain.retract(rk4_step(rhs, theta, h))
             steps += n
             if not np.all(np.isfinite(theta)):
                 raise FloatingPointError(f"lagrangian_flow: non-finite nodes by t={t1:.6g}")
