@@ -40,3 +40,23 @@ def load_example(name: str):
     sys.modules[spec.name] = module  # dataclasses look their module up there
     spec.loader.exec_module(module)
     return module
+
+
+def tiny_run_config(output, *, t_final: float = 0.2, pde: dict | None = None,
+                    particles: dict | None = None) -> str:
+    """TOML text of a seconds-long run: circle-RBF units, 16 data points, a 2-unit teacher,
+    FV on the 8 x 8 cylinder, widths 16 and 32 x 2 seeds (``pde``/``particles`` override)."""
+    from solver.sweep import dump_toml
+
+    return dump_toml({
+        "name": "tiny", "output": str(output),
+        "problem": {"t_final": t_final},
+        "unit": {"kind": "circle_rbf", "width": 0.5},
+        "data": {"kind": "circle_lattice", "points": 16},
+        "target": {"kind": "teacher", "theta": [[2.0, -1.0], [-1.5, 0.3]]},
+        "domain": {"kind": "cylinder", "lower": -5.0, "upper": 5.0},
+        "initial": {"kind": "gaussian", "mean": [0.0, 0.0], "std": [0.5, 0.6]},
+        "pde": {"cells": [8, 8], "outputs": 4, "snapshots": 0, "max_outflow": 0.01,
+                **(pde or {})},
+        "particles": {"n": [16, 32], "seeds": 2, "dt": 0.05, **(particles or {})},
+    })

@@ -13,58 +13,16 @@ import numpy as np
 import pytest
 
 from solver import preemption
+from tests.conftest import tiny_run_config
 
 ROOT = Path(__file__).resolve().parent.parent
 ENV = {**os.environ, "OPENBLAS_NUM_THREADS": "1"}
 
-CONFIG = """\
-name = "tiny"
-output = "{output}"
-
-[problem]
-t_final = {t_final}
-
-[unit]
-kind = "circle_rbf"
-width = 0.5
-
-[data]
-kind = "circle_lattice"
-points = 16
-
-[target]
-kind = "teacher"
-theta = [[2.0, -1.0], [-1.5, 0.3]]
-
-[domain]
-kind = "cylinder"
-lower = -5.0
-upper = 5.0
-
-[initial]
-kind = "gaussian"
-mean = [0.0, 0.0]
-std = [0.5, 0.6]
-
-[pde]
-cells = [8, 8]
-max_step = 0.001
-max_outflow = 0.01
-outputs = 4
-snapshots = 0
-checkpoint_every = {every}
-
-[particles]
-n = [16, 24, 32]
-seeds = 2
-dt = 0.001
-checkpoint_every = {every}
-"""
-
-
 def write_config(tmp_path: Path, t_final: float = 0.5, every: float = 0.05) -> Path:
     path = tmp_path / "tiny.toml"
-    path.write_text(CONFIG.format(output=tmp_path / "run", t_final=t_final, every=every))
+    path.write_text(tiny_run_config(
+        tmp_path / "run", t_final=t_final, pde={"max_step": 0.001, "checkpoint_every": every},
+        particles={"n": [16, 24, 32], "dt": 0.001, "checkpoint_every": every}))
     return path
 
 

@@ -10,49 +10,11 @@ from mpi4py import MPI
 from solver import sweep
 from solver.cli import main as meanfield
 from solver.config import parse
+from tests.conftest import tiny_run_config
 from tests.test_config import EXAMPLE
 from tests.test_output import on_root, shared_dir
 
-TINY = """
-name = "tiny"
-output = "runs/tiny"
-
-[problem]
-t_final = 0.2
-
-[unit]
-kind = "circle_rbf"
-width = 0.5
-
-[data]
-kind = "circle_lattice"
-points = 16
-
-[target]
-kind = "teacher"
-theta = [[2.0, -1.0], [-1.5, 0.3]]
-
-[domain]
-kind = "cylinder"
-lower = -5.0
-upper = 5.0
-
-[initial]
-kind = "gaussian"
-mean = [0.0, 0.0]
-std = [0.5, 0.6]
-
-[pde]
-cells = [8, 8]
-outputs = 4
-snapshots = 0
-max_outflow = 0.01
-
-[particles]
-n = [16, 32]
-seeds = 2
-dt = 0.05
-"""
+TINY = tiny_run_config("runs/tiny")
 
 
 def write_grid(folder, grid: str, output: str = "out"):
