@@ -19,7 +19,7 @@ test: setup
 	$(PY) -m pytest -q
 	$(VENV)/bin/mpiexec -n 2 $(PY) -m pytest -q -m mpi -p no:cacheprovider
 
-# Every example at its default size, then their figures into docs/gallery/ (about 20 min on 2 cores)
+# Every example at its default size, then their figures into docs/gallery/ (the sum of the wall times in the README gallery, about 15 min)
 gallery: setup
 	for config in examples/*.toml; do $(VENV)/bin/meanfield run $$config --force --no-progress || exit 1; done
 	for script in examples/[!_]*.py; do $(PY) $$script --force --no-progress || exit 1; done
