@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from solver.model.density import Density
+from solver.model.density import DomainDensity
 from solver.model.domain import Box, Circle, Cylinder, Disc, Domain, Sphere
 from solver.model.sampling import sample_cells
 
@@ -43,7 +43,7 @@ def domain_from_record(record: Mapping[str, object]) -> Domain:
 
 
 @dataclass(frozen=True, eq=False)
-class CellDensity(Density):
+class CellDensity(DomainDensity):
     """rho_0 with cell masses ``masses`` (C,) on the cells ``vertices`` (C, V, gdim) of a
     ``cell_type`` mesh of ``domain``; read from ``file`` (``field``: a stored snapshot,
     None: the checkpoint's density). ``volumes`` (C,): |K|; ``settings``: the [pde]
@@ -116,15 +116,6 @@ class CellDensity(Density):
             f"initial.file: {self.file} holds a density on the {self.domain.describe()}, this "
             f"problem's domain is the {domain.describe()}; use the [domain] of the run that "
             "wrote it")
-
-    def mass_in(self, domain: Domain) -> float:
-        """1: the cells mesh the domain itself."""
-        self.check_domain(domain)
-        return 1.0
-
-    def sample_in(self, rng: np.random.Generator, n: int, domain: Domain) -> np.ndarray:
-        self.check_domain(domain)
-        return self.sample(rng, n)
 
     def check_mesh_settings(self, settings: Mapping[str, object]) -> None:
         """A ValueError naming [pde] and initial.file unless ``settings`` (a run's [pde]

@@ -259,7 +259,20 @@ class GaussianMixture(Density):
         return float(np.dot(self.probabilities, masses))
 
 
-class SphereDensity(Density):
+class DomainDensity(Density):
+    """A density defined on exactly the domain ``check_domain`` accepts: all its mass is in
+    that domain, and its draws need no restriction."""
+
+    def mass_in(self, domain: Domain) -> float:
+        self.check_domain(domain)
+        return 1.0
+
+    def sample_in(self, rng: np.random.Generator, n: int, domain: Domain) -> np.ndarray:
+        self.check_domain(domain)
+        return self.sample(rng, n)
+
+
+class SphereDensity(DomainDensity):
     """A probability density on the unit sphere S^{d-1} in R^d (w.r.t. surface measure)."""
 
     def check_domain(self, domain: Domain) -> None:
@@ -275,14 +288,6 @@ class SphereDensity(Density):
                 f"initial: density lives in R^{self.dim} but the domain is the "
                 f"{domain.describe()}; use a direction with {domain.ambient_dim} entries"
             )
-
-    def mass_in(self, domain: Domain) -> float:
-        self.check_domain(domain)
-        return 1.0
-
-    def sample_in(self, rng: np.random.Generator, n: int, domain: Domain) -> np.ndarray:
-        self.check_domain(domain)
-        return self.sample(rng, n)
 
 
 def _sphere_area(d: int) -> float:
