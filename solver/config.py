@@ -448,13 +448,18 @@ def parse(raw: dict[str, Any], base: Path = Path(".")) -> RunConfig:
     return RunConfig(name, output, problem, pde, particles, raw)
 
 
-def load(path: str | Path) -> RunConfig:
-    """Read and validate a TOML config file."""
+def read_toml(path: str | Path, what: str = "config file") -> dict[str, Any]:
+    """The TOML table in ``path``; a ConfigError naming the file when it is missing or
+    not valid TOML (``what``: how the message calls the file)."""
     path = Path(path)
     try:
-        raw = tomllib.loads(path.read_text())
+        return tomllib.loads(path.read_text())
     except FileNotFoundError:
-        raise ConfigError(f"config file {str(path)!r} does not exist") from None
+        raise ConfigError(f"{what} {str(path)!r} does not exist") from None
     except tomllib.TOMLDecodeError as err:
         raise ConfigError(f"{path}: not valid TOML: {err}") from err
-    return parse(raw, path.parent)
+
+
+def load(path: str | Path) -> RunConfig:
+    """Read and validate a TOML config file."""
+    return parse(read_toml(path), Path(path).parent)

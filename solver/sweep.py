@@ -28,12 +28,11 @@ import json
 import math
 import re
 import sys
-import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from solver.config import ConfigError, parse
+from solver.config import ConfigError, parse, read_toml
 from solver.io import RunDirectory
 
 #: The summary metric ``collect`` plots by default: the exponent alpha at the final time.
@@ -106,11 +105,9 @@ def read_grid(path: str | Path) -> tuple[Path, Path, dict[str, list[Any]]]:
     """(base config, output directory, axes) of a grid file, checked."""
     path = Path(path)
     try:
-        raw = tomllib.loads(path.read_text())
-    except FileNotFoundError:
-        raise SweepError(f"grid file {str(path)!r} does not exist") from None
-    except tomllib.TOMLDecodeError as err:
-        raise SweepError(f"{path}: not valid TOML: {err}") from err
+        raw = read_toml(path, "grid file")
+    except ConfigError as err:
+        raise SweepError(str(err)) from None
     unknown = sorted(set(raw) - {"base", "output", "grid"})
     if unknown:
         raise SweepError(f"{path}: unknown key {unknown[0]!r}; a grid file has base, output "
@@ -146,12 +143,10 @@ def expand(grid_file: str | Path) -> Sweep:
     grid_file = Path(grid_file)
     base, output, axes = read_grid(grid_file)
     try:
-        base_raw = tomllib.loads(base.read_text())
-    except FileNotFoundError:
-        raise SweepError(f"{grid_file}: base: config {str(base)!r} does not exist (the path "
-                         f"is relative to the grid file)") from None
-    except tomllib.TOMLDecodeError as err:
-        raise SweepError(f"{base}: not valid TOML: {err}") from err
+        base_raw = read_toml(base)
+    except ConfigError as err:
+        raise SweepError(f"{grid_file}: base: {err} (the path is relative to the grid "
+                         "file)") from None
     keys = list(axes)
     runs, configs = [], []
     for index, combo in enumerate(itertools.product(*axes.values())):
