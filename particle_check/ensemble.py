@@ -24,9 +24,10 @@ from tqdm import tqdm
 
 from particle_check.particles import ParticleRun, ParticleState, simulate
 from solver import preemption
+from solver.errors import CheckpointError
 from solver.io import RunDirectory
 from solver.model.problem import Problem
-from solver.restart import CheckpointError, Clock, fingerprint
+from solver.restart import Clock, fingerprint
 from solver.settings import ParticleSettings
 
 PARTIAL_FORMAT = "meanfield-particle-partial"

@@ -23,16 +23,13 @@ from particle_check.compare import Comparison, compare
 from particle_check.ensemble import run_ensemble
 from particle_check.report import write_report
 from solver.config import RunConfig
+from solver.errors import RunExistsError
 from solver.io import RunDirectory
 from solver.provenance import PhaseTimer, finish_provenance, provenance
 from solver.settings import PDESettings
 
 if TYPE_CHECKING:
     from solver.pde.solve import PDEResult
-
-
-class RunExists(RuntimeError):
-    """The run directory already holds a finished result."""
 
 
 def prepare_run_dir(cfg: RunConfig, config_path: Path | None, comm: MPI.Comm,
@@ -61,7 +58,7 @@ def prepare_run_dir(cfg: RunConfig, config_path: Path | None, comm: MPI.Comm,
             (cfg.output / "summary.json").unlink(missing_ok=True)
     problem = comm.bcast(problem, root=0)
     if problem is not None:
-        raise RunExists(problem)
+        raise RunExistsError(problem)
     run_dir = RunDirectory(cfg.output, writer=rank0)
     copy = cfg.output / "config.toml"
     if rank0 and config_path is not None and not (copy.exists() and copy.samefile(config_path)):

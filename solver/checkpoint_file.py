@@ -33,8 +33,8 @@ from pathlib import Path
 import h5py
 import numpy as np
 
+from solver.errors import CheckpointError
 from solver.model.cell_density import CellDensity, domain_from_record
-from solver.restart import CheckpointError
 
 FORMAT = "meanfield-checkpoint"
 VERSION = 2

@@ -12,10 +12,7 @@ rank) make ``pde`` and ``run`` write a checkpoint at the next step and exit with
 ``--resume`` continues from it (and starts afresh when there is none, so a requeued
 job can repeat its command line; resuming a finished run does nothing).
 
-Exit codes: 0 done, 2 config or option error, 3 the run directory holds a finished
-run or another config's run (use --force), 4 a checkpoint cannot be used (corrupted,
-truncated or another config's; the message names the file), 75 pre-empted: the state
-is checkpointed, requeue with --resume.
+Exit codes (solver/errors.py):
 """
 
 from __future__ import annotations
@@ -27,17 +24,21 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from solver import preemption, sweep
-from solver.config import ConfigError, RunConfig, load
+from solver.config import RunConfig, load
+from solver.errors import EXIT_CODES, EXIT_OK, ConfigError, MeanfieldError, RunExistsError
 from solver.io import RunDirectory
-from solver.restart import CheckpointError
 
 if TYPE_CHECKING:
     from mpi4py import MPI
 
 
+def _exit_codes() -> str:
+    return "".join(f"  {code:>3}  {text}\n" for code, text in EXIT_CODES.items())
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="meanfield", description=__doc__.splitlines()[0],
-                                     epilog=__doc__[__doc__.index("Batch jobs"):],
+                                     epilog=__doc__[__doc__.index("Batch jobs"):] + _exit_codes(),
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
     for name, text in (("check", "validate a config"), ("pde", "solve the PDE"),
@@ -66,17 +67,30 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """The command line; every ``MeanfieldError`` becomes its message and exit code here."""
     parser = _parser()
     args, extra = parser.parse_known_args(argv)
-    if args.command == "sweep":
-        return sweep.main(args.action, args.grid, args.only, args.metric, extra)
-    if extra:
-        parser.error(f"unrecognized arguments: {' '.join(extra)}")
     try:
-        cfg = load(args.config)
-    except ConfigError as err:
-        print(f"meanfield: config error: {err}", file=sys.stderr)
-        return 2
+        if args.command == "sweep":
+            return sweep.main(args.action, args.grid, args.only, args.metric, extra)
+        if extra:
+            parser.error(f"unrecognized arguments: {' '.join(extra)}")
+        return _command(args)
+    except MeanfieldError as err:
+        if _is_rank0():
+            print(err.report(), file=sys.stderr)
+        return err.exit_code
+
+
+def _is_rank0() -> bool:
+    """Rank 0 of COMM_WORLD when MPI is already running, else True (no MPI import here)."""
+    mpi = sys.modules.get("mpi4py.MPI")
+    return mpi is None or mpi.COMM_WORLD.rank == 0
+
+
+def _command(args: argparse.Namespace) -> int:
+    """check, pde or run."""
+    cfg = load(args.config)
     if args.output is not None:
         cfg.output = args.output
     if cfg.pde is not None:
@@ -85,19 +99,18 @@ def main(argv: list[str] | None = None) -> int:
         try:
             extra = dict(option.lstrip("-").split("=", 1) for option in args.petsc)
         except ValueError:
-            print(f"meanfield: --petsc takes KEY=VALUE, got {args.petsc}", file=sys.stderr)
-            return 2
+            raise ConfigError(f"--petsc takes KEY=VALUE, got {args.petsc}") from None
         cfg.pde = replace(cfg.pde, progress=cfg.pde.progress and not args.no_progress,
                           petsc=tuple({**dict(cfg.pde.petsc), **extra}.items()))
     p = cfg.problem
     if args.command == "check":
         print(f"{cfg.name}: unit {p.unit.name} (k={p.param_dim}), {p.data.size} data points "
               f"({p.data.name}), {p.domain.describe()}, t_final {p.t_final}")
-        return 0
+        return EXIT_OK
 
     from mpi4py import MPI
 
-    from particle_check.pipeline import RunExists, prepare_run_dir
+    from particle_check.pipeline import prepare_run_dir
 
     comm = MPI.COMM_WORLD
     done = (cfg.output / "pde" if args.command == "pde" else cfg.output) / "summary.json"
@@ -105,29 +118,13 @@ def main(argv: list[str] | None = None) -> int:
     if finished and args.resume:
         if comm.rank == 0:
             print(f"meanfield: {done.parent} holds a finished run; nothing to resume")
-        return preemption.EXIT_OK
+        return EXIT_OK
     if finished and args.command == "pde" and not args.force:
-        if comm.rank == 0:
-            print(f"meanfield: {done.parent} holds a finished run; pass --force to "
-                  "overwrite it", file=sys.stderr)
-        return preemption.EXIT_RUN_EXISTS
-    try:
-        run_dir = prepare_run_dir(cfg, args.config, comm, args.force)
-    except RunExists as err:
-        if comm.rank == 0:
-            print(f"meanfield: {err}", file=sys.stderr)
-        return preemption.EXIT_RUN_EXISTS
-    try:
-        with preemption.handle_signals():
-            return _run(args.command, cfg, run_dir, comm, args.resume)
-    except preemption.Preempted as err:
-        if comm.rank == 0:
-            print(f"meanfield: {err}; continue with --resume", file=sys.stderr)
-        return preemption.EXIT_PREEMPTED
-    except CheckpointError as err:
-        if comm.rank == 0:
-            print(f"meanfield: {err}", file=sys.stderr)
-        return preemption.EXIT_CHECKPOINT
+        raise RunExistsError(f"{done.parent} holds a finished run; pass --force to "
+                             "overwrite it")
+    run_dir = prepare_run_dir(cfg, args.config, comm, args.force)
+    with preemption.handle_signals():
+        return _run(args.command, cfg, run_dir, comm, args.resume)
 
 
 def _run(command: str, cfg: RunConfig, run_dir: RunDirectory, comm: MPI.Comm,

@@ -34,11 +34,11 @@ from pathlib import Path
 from typing import Any
 
 from solver.checkpoint_file import load_cell_density
+from solver.errors import CheckpointError, ConfigError
 from solver.model import density, quadrature, targets, units
 from solver.model.cell_density import CellDensity
 from solver.model.domain import Box, Circle, Cylinder, Disc, Domain, Sphere
 from solver.model.problem import Problem
-from solver.restart import CheckpointError
 from solver.settings import (
     INTEGRATORS,
     PARTICLE_INTEGRATORS,
@@ -46,10 +46,6 @@ from solver.settings import (
     ParticleSettings,
     PDESettings,
 )
-
-
-class ConfigError(ValueError):
-    """A config value that cannot be used: names the field, the value and what is allowed."""
 
 
 @dataclass

@@ -4,13 +4,10 @@ Slurm sends SIGTERM (and, with ``--signal=USR1@<seconds>``, SIGUSR1 ahead of the
 limit); mpiexec forwards SIGTERM to every rank. ``handle_signals`` (installed by the
 command line only, restored afterwards) turns both into a flag; the time loops poll
 ``requested()`` once per step, agree over the ranks, write a checkpoint and raise
-``Preempted``. The command line then exits with ``EXIT_PREEMPTED`` (75, EX_TEMPFAIL
+``Preempted``. The command line then exits with ``Preempted.exit_code`` (75, EX_TEMPFAIL
 of sysexits.h: "try again later"), and ``--resume`` continues from the checkpoint.
 
-Exit codes of ``meanfield``: EXIT_OK 0 (done), EXIT_CONFIG 2 (config or option error),
-EXIT_RUN_EXISTS 3 (the run directory holds a finished run or another config's run),
-EXIT_CHECKPOINT 4 (a checkpoint cannot be used: corrupted, truncated or from another
-config), EXIT_PREEMPTED 75 (checkpointed after SIGTERM/SIGUSR1: requeue with --resume).
+Exit codes: ``solver.errors``.
 """
 
 from __future__ import annotations
@@ -19,20 +16,14 @@ import contextlib
 import signal
 from collections.abc import Iterator
 
-EXIT_OK = 0
-EXIT_CONFIG = 2
-EXIT_RUN_EXISTS = 3
-EXIT_CHECKPOINT = 4
-EXIT_PREEMPTED = 75
+from solver.errors import Preempted
+
+__all__ = ["Preempted", "clear", "handle_signals", "reason", "request", "requested"]
 
 #: The signals that ask for a checkpoint and a clean stop.
 SIGNALS = (signal.SIGTERM, signal.SIGUSR1)
 
 _requested: int | None = None  # the signal number received, None while running on
-
-
-class Preempted(Exception):
-    """The run stopped after writing its checkpoint because a signal asked it to."""
 
 
 def request(signum: int = signal.SIGTERM, frame: object = None) -> None:

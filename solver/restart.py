@@ -23,10 +23,6 @@ import numpy as np
 _MAX_DEPTH = 6
 
 
-class CheckpointError(RuntimeError):
-    """A checkpoint that cannot be trusted: missing, truncated, corrupted or mismatched."""
-
-
 def describe(value: object, depth: int = 0) -> object:
     """A JSON-able description of value: scalars as they are, arrays as shape, dtype and
     the SHA-256 of their bytes, dataclasses and objects as their type and public

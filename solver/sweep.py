@@ -32,15 +32,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from solver.config import ConfigError, parse, read_toml
+from solver.config import parse, read_toml
+from solver.errors import ConfigError, Preempted
 from solver.io import RunDirectory
 
 #: The summary metric ``collect`` plots by default: the exponent alpha at the final time.
 DEFAULT_METRIC = "alpha_final"
 
 
-class SweepError(ValueError):
+class SweepError(ConfigError):
     """A grid file or sweep directory that cannot be used; says what to fix."""
+
+    label = "sweep error"
 
 
 @dataclass(frozen=True)
@@ -333,8 +336,8 @@ def _figure(sweep: Sweep, rows: list[dict], metric: str, unfinished: list[Run]) 
 def run_sweep(sweep: Sweep, only: int | None, run_options: list[str]) -> int:
     """Run the planned runs in turn (or run ``only``) through ``meanfield run CONFIG
     *run_options``, skipping finished ones. Collective. Returns 0; the first nonzero exit
-    code of a run (e.g. pre-emption) stops the sweep and is returned; a run that raises
-    is reported and the others still run (exit code 1 at the end)."""
+    code of a pre-empted run (75) stops the sweep and is returned; a run that fails
+    otherwise is reported and the others still run (exit code 1 at the end)."""
     from mpi4py import MPI
 
     from solver.cli import main as meanfield
@@ -357,16 +360,13 @@ def run_sweep(sweep: Sweep, only: int | None, run_options: list[str]) -> int:
             continue
         if rank0:
             print(f"sweep: run {run.index} ({run.directory.name})", flush=True)
-        try:
-            code = meanfield(["run", str(run.config), *run_options])
-        except Exception as err:  # a failed run (e.g. SchemeFailure) must not stop the rest
-            if rank0:
-                print(f"sweep: run {run.index} failed: {type(err).__name__}: {err}",
-                      file=sys.stderr)
-            failed.append(run.index)
-            continue
-        if code != 0:
+        code = meanfield(["run", str(run.config), *run_options])
+        if code == Preempted.exit_code:
             return code
+        if code != 0:  # a failed run (e.g. SchemeFailure) must not stop the rest
+            if rank0:
+                print(f"sweep: run {run.index} failed (exit code {code})", file=sys.stderr)
+            failed.append(run.index)
     if failed and rank0:
         print(f"sweep: failed runs: {failed}", file=sys.stderr)
     return 1 if failed else 0
@@ -408,19 +408,12 @@ def main(action: str, grid: Path, only: int | None = None, metric: str = DEFAULT
     comm = MPI.COMM_WORLD
     run_options = run_options or []
     if run_options and action != "run":
-        if comm.rank == 0:
-            print(f"meanfield sweep {action}: unrecognised options {run_options}",
-                  file=sys.stderr)
-        return 2
-    try:
-        sweep = expand(grid)
-        if action == "collect":
-            _on_rank0(comm, lambda: _collect_and_print(sweep, metric))
-            return 0
-        if action == "plan" or only is None:
-            _on_rank0(comm, lambda: _plan_and_print(sweep))
-        return run_sweep(sweep, only, run_options) if action == "run" else 0
-    except SweepError as err:
-        if comm.rank == 0:
-            print(f"meanfield sweep: {err}", file=sys.stderr)
-        return 2
+        raise ConfigError(f"meanfield sweep {action}: unrecognised options {run_options}; "
+                          "only `sweep run` passes options on to `meanfield run`")
+    sweep = expand(grid)
+    if action == "collect":
+        _on_rank0(comm, lambda: _collect_and_print(sweep, metric))
+        return 0
+    if action == "plan" or only is None:
+        _on_rank0(comm, lambda: _plan_and_print(sweep))
+    return run_sweep(sweep, only, run_options) if action == "run" else 0

@@ -3,7 +3,7 @@
 import pytest
 from mpi4py import MPI
 
-from particle_check.pipeline import RunExists, prepare_run_dir
+from particle_check.pipeline import RunExistsError, prepare_run_dir
 from solver.config import load
 from tests.test_config import EXAMPLE
 
@@ -19,10 +19,10 @@ def test_finished_or_foreign_runs_are_not_overwritten(tmp_path):
     assert stale.exists()
     other = tmp_path / "other.toml"
     other.write_text(EXAMPLE.read_text().replace("seeds = 8", "seeds = 2"))
-    with pytest.raises(RunExists, match="another config"):
+    with pytest.raises(RunExistsError, match="another config"):
         prepare_run_dir(cfg, other, MPI.COMM_SELF, force=False)
     (cfg.output / "summary.json").write_text("{}")
-    with pytest.raises(RunExists, match="finished run"):
+    with pytest.raises(RunExistsError, match="finished run"):
         prepare_run_dir(cfg, EXAMPLE, MPI.COMM_SELF, force=False)
     prepare_run_dir(cfg, other, MPI.COMM_SELF, force=True)
     assert not stale.exists() and not (cfg.output / "summary.json").exists()

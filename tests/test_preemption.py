@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from solver import preemption
+from solver.errors import ConfigError, Preempted, RunExistsError
 from tests.conftest import tiny_run_config
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -113,7 +114,7 @@ def test_sigterm_checkpoints_exits_75_and_resume_finishes_the_run(tmp_path, caps
     wait_for(proc, "pde/checkpoint.h5", run)
     proc.send_signal(signal.SIGTERM)
     out, err = proc.communicate(timeout=120)
-    assert proc.returncode == preemption.EXIT_PREEMPTED, out + err
+    assert proc.returncode == Preempted.exit_code, out + err
     assert "pre-empted (SIGTERM) at step" in err and "--resume" in err
     assert not (run / "pde" / "summary.json").exists()
 
@@ -125,7 +126,7 @@ def test_sigterm_checkpoints_exits_75_and_resume_finishes_the_run(tmp_path, caps
     code, text = cli(capsys, "pde", config, "--resume")
     assert code == 0 and "holds a finished run; nothing to resume" in text
     code, text = cli(capsys, "pde", config)
-    assert code == preemption.EXIT_RUN_EXISTS and "pass --force to overwrite it" in text
+    assert code == RunExistsError.exit_code and "pass --force to overwrite it" in text
 
 
 def test_sigkill_mid_write_leaves_the_previous_checkpoint_usable(tmp_path):
@@ -166,7 +167,7 @@ def test_sigusr1_in_the_particle_ensemble_then_resume(tmp_path, capsys):
     wait_for(proc, "particles/*.partial.npz", run)
     proc.send_signal(signal.SIGUSR1)
     out, err = proc.communicate(timeout=120)
-    assert proc.returncode == preemption.EXIT_PREEMPTED, out + err
+    assert proc.returncode == Preempted.exit_code, out + err
     assert "particle ensemble pre-empted" in err
     assert list((run / "particles").glob("*.partial.npz"))
     assert not (run / "summary.json").exists()
@@ -187,12 +188,12 @@ def test_sigusr1_in_the_particle_ensemble_then_resume(tmp_path, capsys):
                     np.testing.assert_array_equal(saved[key], value, key)
 
     code, text = cli(capsys, "run", config)
-    assert code == preemption.EXIT_RUN_EXISTS and "holds a finished run" in text
+    assert code == RunExistsError.exit_code and "holds a finished run" in text
     code, text = cli(capsys, "run", config, "--resume")
     assert code == 0 and "nothing to resume" in text
     with pytest.raises(SystemExit) as info:
         cli(capsys, "run", config, "--resume", "--force")
-    assert info.value.code == preemption.EXIT_CONFIG
+    assert info.value.code == ConfigError.exit_code
     assert "not allowed with" in capsys.readouterr().err
 
 
@@ -211,7 +212,7 @@ def test_mpiexec_forwards_sigterm_and_two_ranks_resume_on_one(tmp_path):
     wait_for(proc, "pde/checkpoint.h5", run)
     proc.send_signal(signal.SIGTERM)
     out, err = proc.communicate(timeout=120)
-    assert proc.returncode == preemption.EXIT_PREEMPTED, out + err
+    assert proc.returncode == Preempted.exit_code, out + err
     assert err.count("pre-empted (SIGTERM)") == 1  # rank 0 reports, once
     code, text = finish("pde", config, "--resume")
     assert code == 0 and "resumed from the checkpoint" in text, text

@@ -70,7 +70,7 @@ def test_bad_grid_names_the_key_and_writes_nothing(tmp_path, grid, message, caps
     with pytest.raises(sweep.SweepError, match=message):
         sweep.expand(path)
     assert meanfield(["sweep", "plan", str(path)]) == 2
-    assert "meanfield sweep:" in capsys.readouterr().err
+    assert "meanfield: sweep error:" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
 
 
@@ -151,10 +151,7 @@ def test_run_stops_on_preemption_and_survives_a_failed_run(tmp_path, monkeypatch
     def fake(outcomes):
         def run(argv):
             calls.append(argv)
-            outcome = outcomes[len(calls) - 1]
-            if isinstance(outcome, Exception):
-                raise outcome
-            return outcome
+            return outcomes[len(calls) - 1]
         return run
 
     monkeypatch.setattr(solver.cli, "main", fake([0, 75, 0]))
@@ -162,6 +159,6 @@ def test_run_stops_on_preemption_and_survives_a_failed_run(tmp_path, monkeypatch
     assert len(calls) == 2 and calls[1][2:] == ["--resume"]
     assert calls[1][1].endswith("001-unit.width=0.5/config.toml")
     calls.clear()
-    monkeypatch.setattr(solver.cli, "main", fake([RuntimeError("boom"), 0, 0]))
+    monkeypatch.setattr(solver.cli, "main", fake([5, 0, 0]))  # a SchemeFailure in run 0
     assert sweep.main("run", grid) == 1
     assert len(calls) == 3

@@ -34,9 +34,9 @@ from solver.checkpoint_file import (
     checksum,
     read_checkpoint_file,
 )
+from solver.errors import CheckpointError
 from solver.io import atomic_path
 from solver.pde.output import to_json
-from solver.restart import CheckpointError
 
 __all__ = ["Checkpoint", "CheckpointError", "load_checkpoint", "read_checkpoint",
            "write_checkpoint"]

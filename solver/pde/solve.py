@@ -26,6 +26,7 @@ from mpi4py import MPI
 from tqdm import tqdm
 
 from solver import preemption
+from solver.errors import SchemeFailure
 from solver.io import RunDirectory, remove_path
 from solver.model.cell_density import CellDensity
 from solver.model.density import Density
@@ -48,10 +49,6 @@ MIN_STEP_FRACTION = 1e-12
 IMPLICIT_TOLERANCE = 1e-10
 
 COLUMNS = ("step", "t", "dt", *Diagnostics.__annotations__, "dEdt")
-
-
-class SchemeFailure(RuntimeError):
-    """A structural check broke: names the step, the time and the quantity."""
 
 
 @dataclass
