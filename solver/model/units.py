@@ -88,6 +88,11 @@ def _positive_float(value: object, what: str) -> float:
     return float(value)
 
 
+def _indexed(symbol: str, count: int) -> tuple[str, ...]:
+    """("a",) for one component, ("a_1", ..., "a_count") for more."""
+    return (symbol,) if count == 1 else tuple(f"{symbol}_{j + 1}" for j in range(count))
+
+
 # --- base class ----------------------------------------------------------------------------
 
 
@@ -104,6 +109,11 @@ class Unit(ABC):
         self.data_dim = None if data_dim is None else _positive_int(
             data_dim, f"unit {name!r}: data_dim"
         )
+
+    @property
+    def param_names(self) -> tuple[str, ...]:
+        """The names of theta's components, in order (axis labels, docs)."""
+        return tuple(f"theta_{j + 1}" for j in range(self.param_dim))
 
     @abstractmethod
     def values(self, x: Array, theta: Array) -> Array:
@@ -207,6 +217,10 @@ class LinearUnit(Unit):
     def __init__(self, d: int) -> None:
         super().__init__("linear", d, d)
 
+    @property
+    def param_names(self) -> tuple[str, ...]:
+        return _indexed("theta", self.param_dim)
+
     def values(self, x: Array, theta: Array) -> Array:
         x, theta = self._check(x, theta)
         return x @ theta.T
@@ -237,6 +251,10 @@ class RBFUnit(Unit):
     def __init__(self, d: int, width: float) -> None:
         super().__init__("rbf", _positive_int(d, "unit 'rbf': d") + 1, d)
         self.width = _positive_float(width, "unit 'rbf': width")
+
+    @property
+    def param_names(self) -> tuple[str, ...]:
+        return ("c", *_indexed("z", self.param_dim - 1))
 
     def _kernel(self, x: Array, z: Array) -> Array:
         """E[m, q] = exp(-|x_m - z_q|^2 / (2 width^2)), |x - z|^2 = |x|^2 + |z|^2 - 2 x.z."""
@@ -296,6 +314,10 @@ class CircleRBFUnit(Unit):
     def __init__(self, width: float) -> None:
         super().__init__("circle_rbf", 2, 1)
         self.width = _positive_float(width, "unit 'circle_rbf': width")
+
+    @property
+    def param_names(self) -> tuple[str, ...]:
+        return ("c", "z")
 
     def _kernel(self, x: Array, z: Array) -> Array:
         """E = exp((cos(x - z) - 1) / width^2), (M, Q); cos(x - z) = cos x cos z + sin x sin z."""
@@ -367,6 +389,10 @@ class CircleBumpUnit(Unit):
                              f"got {amplitude!r}")
         self.amplitude = float(amplitude)
 
+    @property
+    def param_names(self) -> tuple[str, ...]:
+        return ("z",)
+
     def _lift(self, x: Array, theta: Array) -> tuple[Array, Array]:
         x, theta = self._check(x, theta)
         return x, np.column_stack([np.full(len(theta), self.amplitude), theta[:, 0]])
@@ -391,6 +417,8 @@ class CircleBumpUnit(Unit):
 class _RidgeUnit(Unit):
     """s(x; theta) = c sigma(a . x + b), theta = ([c,] a[, b]); c is fixed unless free_c."""
 
+    _weight_symbol = "a"
+
     def __init__(self, name: str, d: int, activation: str | Activation, c: float | None,
                  bias: bool) -> None:
         d = _positive_int(d, f"unit {name!r}: d")
@@ -401,6 +429,11 @@ class _RidgeUnit(Unit):
         self.bias = bool(bias)
         self._a0 = int(c is None)
         super().__init__(name, self._a0 + d + self.bias, d)
+
+    @property
+    def param_names(self) -> tuple[str, ...]:
+        names = _indexed(self._weight_symbol, self.data_dim)
+        return (*("c",) * self._a0, *names, *("b",) * self.bias)
 
     def _parts(self, x: Array, theta: Array) -> tuple[Array, Array]:
         """Output weights c (Q,) and pre-activations a . x + b (M, Q)."""
@@ -508,6 +541,8 @@ class NeuronUnit(_RidgeUnit):
 
 class FixedOutputNeuron(_RidgeUnit):
     """s(x; w) = sigma(w . x), theta = w in R^d; with bias, s = sigma(w . x + b), theta = (w, b)."""
+
+    _weight_symbol = "w"
 
     def __init__(self, d: int, activation: str | Activation, bias: bool = False) -> None:
         super().__init__("fixed_output_neuron", d, activation, 1.0, bias)
@@ -627,6 +662,11 @@ class RadialRidgeUnit(Unit):
         self._a = 0.5 * (d - 1)
         self._c = float(np.exp(gammaln(0.5 * d) - gammaln(self._a)) / np.sqrt(np.pi))
 
+
+    @property
+    def param_names(self) -> tuple[str, ...]:
+        return ("r",)
+
     def _cdf(self, c: Array) -> Array:
         return betainc(self._a, self._a, 0.5 * (1.0 + c))
 
@@ -692,6 +732,10 @@ class LabelledDataUnit(Unit):
                              f"got {base!r}")
         super().__init__(f"{base.name}+label", base.param_dim, base.data_dim + 1)
         self.base = base
+
+    @property
+    def param_names(self) -> tuple[str, ...]:
+        return self.base.param_names
 
     def values(self, x: Array, theta: Array) -> Array:
         x, theta = self._check(x, theta)
