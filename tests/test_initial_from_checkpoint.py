@@ -24,10 +24,10 @@ from solver.model.cell_density import CellDensity
 from solver.model.domain import Box
 from solver.pde.checkpoint import load_checkpoint, write_checkpoint
 from solver.pde.solve import make_scheme, solve
+from tests.ranks import assert_ranks_agree, assert_runs_agree
 from tests.test_output import on_root, shared_dir
 
 P_FLOOR = 1e-4  # a correct sampler fails the chi-square test with probability 1e-4
-RANKS_RTOL = 1e-12  # another rank count sums the reductions in another order
 FIRST = """
 name = "first"
 [problem]
@@ -301,9 +301,7 @@ def test_start_from_a_checkpoint_on_two_ranks_gives_the_serial_answer(tmp_path, 
 
     def serial_side():
         serial = solve(problem, settings, comm=MPI.COMM_SELF)
-        for key in ("energy", "loss", "mc", "f"):
-            np.testing.assert_allclose(getattr(parallel, key), getattr(serial, key),
-                                       rtol=RANKS_RTOL, atol=1e-15, err_msg=key)
-        np.testing.assert_allclose(serial.f[0], first.f[-1], rtol=RANKS_RTOL, atol=1e-15)
+        assert_runs_agree(serial, parallel)
+        assert_ranks_agree(serial.f[0], first.f[-1], "f at the start")
 
     on_root(comm, serial_side)

@@ -6,9 +6,11 @@ import pytest
 pytest.importorskip("dolfinx_solver", reason="needs DOLFINx")
 from mpi4py import MPI
 
+from solver.pde.implicit import FACTOR_GRID, step_factor
 from solver.pde.solve import SchemeFailure, solve
 from solver.settings import PDESettings
 from tests.conftest import circle_problem
+from tests.ranks import assert_runs_agree
 
 SETTINGS = PDESettings(cells=(24, 24), outputs=5, snapshots=0, progress=False)
 
@@ -43,18 +45,14 @@ def test_cfl_violation_is_caught():
 @pytest.mark.mpi
 @pytest.mark.parametrize("integrator, beta", [("ssprk2", np.inf), ("implicit", 50.0)])
 def test_serial_equals_parallel_loss_curve(integrator, beta):
-    """The same run on COMM_SELF and COMM_WORLD gives the same loss curve to 1e-10."""
+    """The same run on COMM_SELF and COMM_WORLD: the same steps and values to round-off."""
     from dataclasses import replace
 
     problem = replace(circle_problem(lam=0.05, t_final=0.5), beta=beta)
     settings = replace(SETTINGS, integrator=integrator)
     serial = solve(problem, settings, comm=MPI.COMM_SELF)
     parallel = solve(problem, settings, comm=MPI.COMM_WORLD)
-    np.testing.assert_allclose(parallel.energy, serial.energy, rtol=1e-10)
-    np.testing.assert_allclose(parallel.f, serial.f, rtol=1e-10, atol=1e-12)
-    np.testing.assert_allclose(parallel.mc, serial.mc, rtol=1e-10)
-    np.testing.assert_allclose(parallel.steps["dissipation"], serial.steps["dissipation"],
-                               rtol=1e-9)
+    assert_runs_agree(serial, parallel)
 
 
 def test_linear_translation_loss_converges_at_order_two_in_time():
@@ -93,6 +91,22 @@ def test_noisy_translation_mean_and_structure(integrator):
     assert np.ptp(steps["mass"]) < 1e-12
     assert steps["min_rho"].min() >= 0
     assert np.all(np.diff(steps["energy"]) <= 0)
+
+
+def test_step_factor_lies_on_a_grid_that_round_off_does_not_cross():
+    """The implicit controller's factor 0.9 sqrt(tol/err), clipped to [0.2, 2], rounded down
+    onto 2^(j/64): a relative 1e-12 change of err (what another rank count makes of it)
+    moves none of 20000 factors, while the unrounded factor moves every time."""
+    tol = 1e-5
+    errs = tol * 10.0 ** np.random.default_rng(3).uniform(-3, 3, 20000)
+    factors = np.array([step_factor(e, tol) for e in errs])
+    exact = np.clip(0.9 * np.sqrt(tol / errs), 0.2, 2.0)
+    grid = FACTOR_GRID * np.log2(factors)
+    np.testing.assert_allclose(grid, np.round(grid), rtol=0, atol=1e-9)
+    assert np.all(factors <= exact) and np.all(factors > exact * 2.0 ** (-1 / FACTOR_GRID))
+    moved = [step_factor(e * (1 + 1e-12), tol) != f for e, f in zip(errs, factors, strict=True)]
+    assert not any(moved)
+    assert step_factor(0.0, tol) == 2.0 and step_factor(10 * tol, tol, upper=0.5) <= 0.5
 
 
 def test_implicit_agrees_with_explicit_on_a_nonlinear_run():

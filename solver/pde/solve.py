@@ -33,6 +33,7 @@ from solver.model.density import Density
 from solver.model.problem import Problem
 from solver.pde.checkpoint import CheckpointError, load_checkpoint
 from solver.pde.finite_volume import FiniteVolume
+from solver.pde.implicit import ImplicitEuler, step_factor
 from solver.pde.meshes import build_mesh, load_mesh, read_mesh
 from solver.pde.output import read_timeseries
 from solver.pde.run_writer import CHECKPOINT, RunState, RunWriter
@@ -100,8 +101,6 @@ class _Stepper:
         self.scheme, self.problem, self.settings = scheme, problem, settings
         self.implicit = None
         if not settings.explicit:
-            from solver.pde.implicit import ImplicitEuler
-
             self.implicit = ImplicitEuler(scheme, dict(settings.petsc))
             self.next_dt = (settings.cfl * scheme.max_stable_step() if next_dt is None
                             else next_dt)
@@ -137,14 +136,13 @@ class _Stepper:
             self.scheme.set_density(new)
             rate = self.scheme.rate()
             err = self.implicit.error_estimate(self.rate, rate, dt)
-            grow = 0.9 * np.sqrt(s.time_tolerance / err) if err > 0 else 2.0
             diagnostics = self.scheme.diagnostics()
             if err <= s.time_tolerance and diagnostics.energy <= last.energy + (
                     ENERGY_TOLERANCE * abs(last.energy)):
-                self.rate, self.next_dt = rate, dt * float(np.clip(grow, 0.2, 2.0))
+                self.rate, self.next_dt = rate, dt * step_factor(err, s.time_tolerance)
                 return dt, diagnostics
             self.scheme.set_density(rho)
-            dt *= float(np.clip(grow, 0.2, 0.5))
+            dt *= step_factor(err, s.time_tolerance, upper=0.5)
             if dt < min_dt:
                 raise SchemeFailure(f"{where}: implicit step collapsed below {min_dt:.3g}")
 
