@@ -175,6 +175,7 @@ class Comparison:
     pde_error: np.ndarray | None = None       # (T,) ||f^fine - f^coarse|| or None
     pde_target_gap: np.ndarray | None = None  # (T,) ||f_t - y||
     pde_mc_error: np.ndarray | None = None    # (T,) |MC^fine - MC^coarse| or None
+    pde_error_missing: str = ""               # why there is no pde_error, when there is none
     resolve_factor: float = RESOLVE_FACTOR
 
     header = ("t", "n", "seeds", "gap", "gap_lo", "gap_hi", "n_gap2", "n_gap2_lo", "n_gap2_hi",
@@ -373,7 +374,7 @@ def compare(weights: np.ndarray, pde_times: np.ndarray, pde_f: np.ndarray,
             pde_loss: np.ndarray, pde_mc: np.ndarray,
             runs: Mapping[tuple[int, int], ParticleRun], *,
             pde_error: np.ndarray | None = None, targets: np.ndarray | None = None,
-            pde_mc_error: np.ndarray | None = None,
+            pde_mc_error: np.ndarray | None = None, pde_error_missing: str = "",
             resolve_factor: float = RESOLVE_FACTOR) -> Comparison:
     """Gaps, loss gaps and gaps to the target of the particle runs against the PDE outputs.
 
@@ -381,7 +382,8 @@ def compare(weights: np.ndarray, pde_times: np.ndarray, pde_f: np.ndarray,
     runs: (n, seed) -> ParticleRun at the same output times.
     pde_error (T,): the PDE's own error ||f_t^fine - f_t^coarse||_{L2(mu)}, optional;
     targets (M,): y at the data points, optional (enables the gap to the target);
-    pde_mc_error (T,): |MC^fine - MC^coarse|, optional slack in the CRBV check.
+    pde_mc_error (T,): |MC^fine - MC^coarse|, optional slack in the CRBV check;
+    pde_error_missing: why there is no pde_error (reported), when there is none.
     """
     times = np.asarray(pde_times, dtype=float)
     pde_f = np.asarray(pde_f, dtype=float)
@@ -416,4 +418,6 @@ def compare(weights: np.ndarray, pde_times: np.ndarray, pde_f: np.ndarray,
         times, np.array(widths), gap, loss_mean, loss_std, pde_loss,
         np.asarray(pde_mc, dtype=float), len(seeds), sq, loss_gap,
         target_sq if y is not None else None, error,
-        None if y is None else l2_mu(weights, pde_f, y), mc_error, float(resolve_factor))
+        None if y is None else l2_mu(weights, pde_f, y), mc_error,
+        "" if error is not None else pde_error_missing or "none was given",
+        float(resolve_factor))

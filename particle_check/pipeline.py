@@ -12,7 +12,7 @@ Run directory layout::
 from __future__ import annotations
 
 import shutil
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -23,7 +23,7 @@ from particle_check.compare import Comparison, compare
 from particle_check.ensemble import run_ensemble
 from particle_check.report import write_report
 from solver.config import RunConfig
-from solver.errors import RunExistsError
+from solver.errors import MeanfieldError, RunExistsError
 from solver.io import RunDirectory
 from solver.provenance import PhaseTimer, finish_provenance, provenance
 from solver.settings import PDESettings
@@ -94,21 +94,39 @@ def coarse_settings(settings: PDESettings) -> PDESettings | None:
     return None
 
 
-def pde_error(cfg: RunConfig, fine, comm: MPI.Comm) -> tuple[np.ndarray, np.ndarray] | None:
-    """(||f_t(fine) - f_t(coarse)||_{L2(mu)}, |MC_fine(t) - MC_coarse(t)|) at the output times:
-    the coarse run's error, an upper estimate of the fine run's own (None when no coarser run
-    exists). Collective."""
+@dataclass(frozen=True)
+class ErrorBudget:
+    """The PDE's own error at the output times, from a coarser run: f_error =
+    ||f_t(fine) - f_t(coarse)||_{L2(mu)}, mc_error = |MC_fine(t) - MC_coarse(t)| (None, with
+    the reason in ``missing``, when there is no estimate)."""
+
+    f_error: np.ndarray | None = None
+    mc_error: np.ndarray | None = None
+    missing: str = ""
+
+
+def pde_error(cfg: RunConfig, fine: PDEResult, comm: MPI.Comm) -> ErrorBudget:
+    """The error budget: the coarse run's error, an upper estimate of the fine run's own.
+    A coarse run that cannot be made or fails (e.g. mass leaving the coarser mesh) gives no
+    estimate and the reason, never an error: the fine run is good. Collective."""
     from solver.pde.solve import solve
 
     coarse = coarse_settings(cfg.pde)
     if coarse is None:
-        return None
+        return ErrorBudget(missing="no coarser discretisation of this mesh to compare with")
     try:
         other = solve(cfg.problem, coarse, None, comm)
-    except ValueError:  # e.g. too few cells for the domain's mesh
-        return None
-    return (np.sqrt(((fine.f - other.f) ** 2) @ cfg.problem.data.weights),
-            np.abs(fine.mc - other.mc))
+    except (MeanfieldError, ValueError) as err:  # e.g. too few cells, outflow when coarser
+        return ErrorBudget(missing=f"the coarser run ({_describe(coarse)}) failed: {err}")
+    return ErrorBudget(np.sqrt(((fine.f - other.f) ** 2) @ cfg.problem.data.weights),
+                       np.abs(fine.mc - other.mc))
+
+
+def _describe(settings: PDESettings) -> str:
+    mesh = (f"cells {list(settings.cells)}" if settings.cells else
+            f"mesh {settings.mesh} level {settings.level}" if settings.mesh else
+            f"mesh_file {settings.mesh_file}")
+    return f"{settings.scheme}{settings.degree if settings.scheme == 'dg' else ''}, {mesh}"
 
 
 def pde_and_particles(cfg: RunConfig, run_dir: RunDirectory, comm: MPI.Comm,
@@ -131,10 +149,10 @@ def pde_and_particles(cfg: RunConfig, run_dir: RunDirectory, comm: MPI.Comm,
                             cfg.pde.progress, resume)
     if comm.rank != 0:
         return pde, None, None
-    f_error, mc_error = budget if budget is not None else (None, None)
     with timer("report"):
         cmp = compare(cfg.problem.data.weights, pde.times, pde.f, pde.loss, pde.mc, runs,
-                      pde_error=f_error, pde_mc_error=mc_error, targets=cfg.problem.y)
+                      pde_error=budget.f_error, pde_mc_error=budget.mc_error,
+                      pde_error_missing=budget.missing, targets=cfg.problem.y)
         summary = write_report(cmp, run_dir, f"{cfg.name}: PDE ({pde.cells} cells) vs particles")
     return pde, cmp, summary
 

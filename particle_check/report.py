@@ -76,6 +76,7 @@ def summarise(cmp: Comparison, boot: Intervals, crbv: CRBVCheck, picks: list[int
     gor = cmp.gap_over_error
     budget = {
         "pde_error_given": cmp.pde_error is not None,
+        "no_estimate_reason": cmp.pde_error_missing or None,
         "resolve_factor": cmp.resolve_factor,
         "max_pde_error": _num(np.max(cmp.pde_error)) if cmp.pde_error is not None else None,
         "min_gap_over_pde_error": _num(np.min(gor)) if cmp.pde_error is not None else None,
@@ -352,8 +353,9 @@ def markdown(cmp: Comparison, summary: dict, title: str) -> str:
                   f"({b['unresolved_at_largest_n']} at the largest n); per-point values in "
                   "comparison.csv (pde_error, gap_over_pde_error, resolved)"]
     else:
-        lines.append("- no PDE error estimate was given: every gap counts as resolved, and "
-                     "the exponents may be limited by the PDE's discretisation error.")
+        lines.append(f"- no PDE error estimate ({b['no_estimate_reason']}): every gap counts "
+                     "as resolved, and the exponents may be limited by the PDE's "
+                     "discretisation error.")
     if target:
         t = summary["target"]
         lines.append(f"- PDE ||f_t − y|| at t = {cmp.times[-1]:.4g}: "

@@ -18,7 +18,6 @@ Exit codes (solver/errors.py):
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -41,8 +40,13 @@ def _parser() -> argparse.ArgumentParser:
                                      epilog=__doc__[__doc__.index("Batch jobs"):] + _exit_codes(),
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
-    for name, text in (("check", "validate a config"), ("pde", "solve the PDE"),
-                       ("run", "PDE + particles + comparison")):
+    p = sub.add_parser("check", help="validate a config (every error at once), or explain "
+                                     "the config keys")
+    p.add_argument("config", type=Path, nargs="?")
+    p.add_argument("--explain", metavar="TOPIC", nargs="?", const="",
+                   help="the reference of a section or kind, e.g. unit.neuron or pde "
+                        "(no TOPIC: the list of topics); docs/config.md has them all")
+    for name, text in (("pde", "solve the PDE"), ("run", "PDE + particles + comparison")):
         p = sub.add_parser(name, help=text)
         p.add_argument("config", type=Path)
         p.add_argument("--output", type=Path, help="run directory (overrides the config)")
@@ -90,6 +94,8 @@ def _is_rank0() -> bool:
 
 def _command(args: argparse.Namespace) -> int:
     """check, pde or run."""
+    if args.command == "check":
+        return _check(args)
     cfg = load(args.config)
     if args.output is not None:
         cfg.output = args.output
@@ -100,13 +106,9 @@ def _command(args: argparse.Namespace) -> int:
             extra = dict(option.lstrip("-").split("=", 1) for option in args.petsc)
         except ValueError:
             raise ConfigError(f"--petsc takes KEY=VALUE, got {args.petsc}") from None
-        cfg.pde = replace(cfg.pde, progress=cfg.pde.progress and not args.no_progress,
+        progress = cfg.pde.progress and not args.no_progress and sys.stderr.isatty()
+        cfg.pde = replace(cfg.pde, progress=progress,
                           petsc=tuple({**dict(cfg.pde.petsc), **extra}.items()))
-    p = cfg.problem
-    if args.command == "check":
-        print(f"{cfg.name}: unit {p.unit.name} (k={p.param_dim}), {p.data.size} data points "
-              f"({p.data.name}), {p.domain.describe()}, t_final {p.t_final}")
-        return EXIT_OK
 
     from mpi4py import MPI
 
@@ -127,6 +129,23 @@ def _command(args: argparse.Namespace) -> int:
         return _run(args.command, cfg, run_dir, comm, args.resume)
 
 
+def _check(args: argparse.Namespace) -> int:
+    """``meanfield check CONFIG`` or ``meanfield check --explain [TOPIC]``."""
+    if args.explain is not None:
+        from solver.config import explain
+
+        print(explain(args.explain or None))
+        return EXIT_OK
+    if args.config is None:
+        raise ConfigError("check: give a CONFIG to validate, or --explain [TOPIC]")
+    cfg = load(args.config)
+    p = cfg.problem
+    print(f"{cfg.name}: unit {p.unit.name}, theta = ({', '.join(p.unit.param_names)}), "
+          f"{p.data.size} data points ({p.data.name}), {p.domain.describe()}, "
+          f"t_final {p.t_final}")
+    return EXIT_OK
+
+
 def _run(command: str, cfg: RunConfig, run_dir: RunDirectory, comm: MPI.Comm,
          resume: bool) -> int:
     """``pde`` or ``run`` into the prepared run directory."""
@@ -144,9 +163,34 @@ def _run(command: str, cfg: RunConfig, run_dir: RunDirectory, comm: MPI.Comm,
         return 0
     summary = run_comparison(cfg, run_dir, comm, resume)
     if comm.rank == 0:
-        print(json.dumps(summary, indent=2, default=str))
-        print(f"outputs in {cfg.output}")
+        print(result_lines(summary, cfg.output))
     return 0
+
+
+def result_lines(summary: dict, output: Path) -> str:
+    """The few lines ``meanfield run`` prints: alpha at the first and last time, the
+    verdicts, where everything is (the whole summary is in summary.json)."""
+    def alpha(row: dict) -> str:
+        value = row["alpha"]
+        return ("n/a" if value is None else
+                f"{value:.3f} [{row['lo']:.3f}, {row['hi']:.3f}]" if row["lo"] is not None
+                else f"{value:.3f}")
+
+    first, last = summary["alpha"][0], summary["alpha"][-1]
+    budget = summary["error_budget"]
+    lines = [
+        f"gap ~ n^-alpha, widths {summary['n'][0]}..{summary['n'][-1]} x {summary['seeds']} "
+        f"seeds ({summary['level']:.0%} intervals):",
+        f"  alpha(t = {first['t']:.4g}) = {alpha(first)}",
+        f"  alpha(t = {last['t']:.4g}) = {alpha(last)}",
+        f"CRBV (n gap^2 <= MC(t)): {summary['crbv']['verdict']}",
+        ("PDE error budget: max {:.3g}, {} of {} points resolved".format(
+            budget["max_pde_error"], budget["points"] - budget["unresolved_points"],
+            budget["points"]) if budget["pde_error_given"]
+         else f"PDE error budget: none ({budget['no_estimate_reason']})"),
+        f"outputs in {output}: report.md, summary.json, comparison.csv, *.png",
+    ]
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":

@@ -121,11 +121,20 @@ def test_petsc_options_from_config_and_command_line(tmp_path):
         parse(_set("pde.integrator", "implicit"))  # the flagship's scheme is dg
 
 
-def test_cli_petsc_option_must_be_key_value():
+def test_cli_petsc_option_must_be_key_value(tmp_path):
+    """--petsc KEY=VALUE is for pde and run (refused before any work); check has no use
+    for run options and refuses them."""
+    import pytest
+
     from solver.cli import main
 
-    assert main(["check", str(EXAMPLE), "--petsc", "ksp_type=gmres"]) == 0
-    assert main(["check", str(EXAMPLE), "--petsc", "ksp_type"]) == 2
+    out = tmp_path / "run"
+    assert main(["pde", str(EXAMPLE), "--output", str(out), "--petsc", "ksp_type"]) == 2
+    assert not out.exists()
+    for option in (["--petsc", "ksp_type=gmres"], ["--force"], ["--output", str(out)]):
+        with pytest.raises(SystemExit) as exit_:
+            main(["check", str(EXAMPLE), *option])
+        assert exit_.value.code == 2
 
 
 def test_interpolating_example_target_is_the_closed_form_of_its_von_mises_mixture():
