@@ -65,6 +65,8 @@ class SchemeFailure(MeanfieldError, RuntimeError):
     label = "scheme failure"
     meaning = ("the PDE broke a structural check (mass, positivity, energy, outflow); "
                "the last good state is checkpointed")
+    hint = ("the time series up to the last good step and its state (pde/checkpoint.h5) "
+            "are kept")
 
 
 class ResourceError(MeanfieldError):

@@ -121,7 +121,9 @@ class _Stepper:
             while not try_step(self.scheme, s.integrator, dt):
                 dt /= 2
                 if dt < min_dt:
-                    raise SchemeFailure(f"{where}: time step collapsed below {min_dt:.3g}")
+                    raise SchemeFailure(f"{where}: time step collapsed below {min_dt:.3g}: every "
+                                        "step broke positivity or the energy; lower pde.cfl "
+                                        "or, with scheme fv, use integrator = \"implicit\"")
             return dt, None
         dt = min(self.next_dt, s.max_step, remaining)
         rho = self.scheme.density()
@@ -130,8 +132,10 @@ class _Stepper:
             if new is None:  # the KSP failed: a smaller step is better conditioned
                 dt *= 0.5
                 if dt < min_dt:
-                    raise SchemeFailure(f"{where}: the implicit solve (pde.petsc) failed down "
-                                        f"to dt = {dt:.3g}")
+                    raise SchemeFailure(f"{where}: the implicit solve failed down to dt = "
+                                        f"{dt:.3g}; drop the ksp options of [pde.petsc] "
+                                        "(the default is a direct MUMPS solve) or choose "
+                                        "a stronger preconditioner")
                 continue
             self.scheme.set_density(new)
             rate = self.scheme.rate()
@@ -144,7 +148,9 @@ class _Stepper:
             self.scheme.set_density(rho)
             dt *= step_factor(err, s.time_tolerance, upper=0.5)
             if dt < min_dt:
-                raise SchemeFailure(f"{where}: implicit step collapsed below {min_dt:.3g}")
+                raise SchemeFailure(f"{where}: implicit step collapsed below {min_dt:.3g}: the "
+                                    "error estimate or the energy rejected every step; raise "
+                                    "pde.time_tolerance or refine the mesh")
 
 
 def initial_state(scheme: Scheme, initial: Density) -> np.ndarray:
@@ -343,12 +349,16 @@ def load_result(pde_dir: Path, comm: MPI.Comm = MPI.COMM_WORLD) -> PDEResult:
 def _check(where: str, d: Diagnostics, last: Diagnostics, first: Diagnostics, mass_tol: float,
            outflow: float, settings: PDESettings) -> None:
     if not np.isfinite(d.energy):
-        raise SchemeFailure(f"{where}: energy is {d.energy}")
+        raise SchemeFailure(f"{where}: energy is {d.energy}: the density or the unit values "
+                            "overflowed; check [initial] and [unit], or lower pde.cfl")
     if abs(d.mass - first.mass) > mass_tol * first.mass:
-        raise SchemeFailure(f"{where}: mass {d.mass!r} drifted from {first.mass!r}")
+        raise SchemeFailure(f"{where}: mass {d.mass!r} drifted from {first.mass!r}; an "
+                            "iterative implicit solve needs a tighter ksp_rtol in [pde.petsc] "
+                            "(or drop it for the direct default)")
     floor = 0.0 if settings.explicit else -IMPLICIT_TOLERANCE * first.mass
     if d.min_rho < floor:
-        raise SchemeFailure(f"{where}: min rho = {d.min_rho:.3e} < {floor:g}")
+        raise SchemeFailure(f"{where}: min rho = {d.min_rho:.3e} < {floor:g}; lower pde.cfl "
+                            "(explicit) or tighten the solve in [pde.petsc] (implicit)")
     if d.energy > last.energy + ENERGY_TOLERANCE * abs(first.energy):
         raise SchemeFailure(
             f"{where}: energy increased from {last.energy!r} to {d.energy!r}; lower pde.cfl"
@@ -356,5 +366,6 @@ def _check(where: str, d: Diagnostics, last: Diagnostics, first: Diagnostics, ma
     if not outflow <= settings.max_outflow:  # nan (a broken boundary normal) fails too
         raise SchemeFailure(
             f"{where}: {outflow:.3g} of the mass would have left through the boundary "
-            f"(pde.max_outflow = {settings.max_outflow:g}); enlarge the domain"
+            f"(pde.max_outflow = {settings.max_outflow:g}); enlarge [domain] (lower/upper) so "
+            "no mass reaches its wall, or raise pde.max_outflow"
         )
