@@ -26,6 +26,7 @@ from solver import preemption, sweep
 from solver.config import RunConfig, load
 from solver.errors import EXIT_CODES, EXIT_OK, ConfigError, MeanfieldError, RunExistsError
 from solver.io import RunDirectory
+from solver.resources import check_resources
 
 if TYPE_CHECKING:
     from mpi4py import MPI
@@ -43,6 +44,8 @@ def _parser() -> argparse.ArgumentParser:
     p = sub.add_parser("check", help="validate a config (every error at once), or explain "
                                      "the config keys")
     p.add_argument("config", type=Path, nargs="?")
+    p.add_argument("--ranks", type=int, default=1, metavar="N",
+                   help="check that the run fits N ranks (memory per rank; default 1)")
     p.add_argument("--explain", metavar="TOPIC", nargs="?", const="",
                    help="the reference of a section or kind, e.g. unit.neuron or pde "
                         "(no TOPIC: the list of topics); docs/config.md has them all")
@@ -115,6 +118,7 @@ def _command(args: argparse.Namespace) -> int:
     from particle_check.pipeline import prepare_run_dir
 
     comm = MPI.COMM_WORLD
+    _on_rank0(comm, lambda: check_resources(cfg, comm.size))
     done = (cfg.output / "pde" if args.command == "pde" else cfg.output) / "summary.json"
     finished = comm.bcast(done.exists(), root=0)
     if finished and args.resume:
@@ -129,6 +133,19 @@ def _command(args: argparse.Namespace) -> int:
         return _run(args.command, cfg, run_dir, comm, args.resume)
 
 
+def _on_rank0(comm: MPI.Comm, action) -> None:
+    """``action()`` on rank 0; its MeanfieldError is raised on every rank (no rank waits)."""
+    error = None
+    if comm.rank == 0:
+        try:
+            action()
+        except MeanfieldError as err:
+            error = err
+    error = comm.bcast(error, root=0)
+    if error is not None:
+        raise error
+
+
 def _check(args: argparse.Namespace) -> int:
     """``meanfield check CONFIG`` or ``meanfield check --explain [TOPIC]``."""
     if args.explain is not None:
@@ -139,6 +156,7 @@ def _check(args: argparse.Namespace) -> int:
     if args.config is None:
         raise ConfigError("check: give a CONFIG to validate, or --explain [TOPIC]")
     cfg = load(args.config)
+    check_resources(cfg, max(args.ranks, 1))
     p = cfg.problem
     print(f"{cfg.name}: unit {p.unit.name}, theta = ({', '.join(p.unit.param_names)}), "
           f"{p.data.size} data points ({p.data.name}), {p.domain.describe()}, "
