@@ -16,15 +16,12 @@ from pathlib import Path
 
 from mpi4py import MPI
 
+from solver.errors import MeanfieldError, RunExistsError
 from solver.io import RunDirectory
 from solver.provenance import provenance
 
 #: Where examples write by default (relative to the working directory).
 RUNS = Path("runs")
-
-
-class ExampleExists(RuntimeError):
-    """The example's run directory already holds a finished result."""
 
 
 def parse_args(doc: str, argv: list[str] | None = None) -> argparse.Namespace:
@@ -47,7 +44,7 @@ def open_run(name: str, args: argparse.Namespace,
     summary = path / "summary.json"
     finished = comm.bcast(summary.exists() if comm.rank == 0 else None, root=0)
     if finished and not args.force:
-        raise ExampleExists(f"{path} holds a finished run; pass --force to overwrite it")
+        raise RunExistsError(f"{path} holds a finished run; pass --force to overwrite it")
     # every rank: provenance() imports dolfinx, whose PETSc initialisation is collective
     record = provenance(comm.size)
     if comm.rank == 0:
@@ -71,11 +68,12 @@ def finish(run_dir: RunDirectory, summary: dict, comm: MPI.Comm = MPI.COMM_WORLD
 
 
 def run(main, argv: list[str] | None = None) -> int:
-    """Call an example's ``main(argv)``, turning a refused run directory into exit code 3."""
+    """Call an example's ``main(argv)``; a ``MeanfieldError`` (a refused run directory, a
+    scheme failure, ...) becomes its message and exit code, as in ``meanfield``."""
     try:
         main(argv)
-    except ExampleExists as err:
+    except MeanfieldError as err:
         if MPI.COMM_WORLD.rank == 0:
-            print(f"{Path(sys.argv[0]).name}: {err}", file=sys.stderr)
-        return 3
+            print(f"{Path(sys.argv[0]).name}: {err.report()}", file=sys.stderr)
+        return err.exit_code
     return 0

@@ -29,3 +29,7 @@ def test_mixture_rbf_small(tmp_path):
     assert s["reference"]["error"] < 0.01 * fine["energy_error"]
     assert all(m["energy_monotone"] and m["mass_drift"] < 1e-12 for m in s["meshes"])
     assert s["energy_final"] < s["energy_initial"]
+    # a second run into the finished directory is refused (exit 3) without --force
+    if comm.size == 1:
+        again = ["--size", "small", "--output", str(out), "--no-progress"]
+        assert load_example("_common").run(load_example("mixture_rbf").main, again) == 3
