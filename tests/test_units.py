@@ -1,5 +1,7 @@
 """Tests for solver.model.units: formulas, gradients vs finite differences, VJPs, errors."""
 
+import re
+
 import numpy as np
 import pytest
 
@@ -285,3 +287,19 @@ def test_circle_bump_is_circle_rbf_with_fixed_output_weight():
                                rtol=1e-14)
     with pytest.raises(ValueError, match="amplitude"):
         CircleBumpUnit(0.5, 0.0)
+
+
+@pytest.mark.parametrize("expression, message", [
+    ("sin(x) + 9**9**9", "overflows a float"),           # hung in integer arithmetic
+    ("'a'*10**10", "the constant 'a' is not a real number"),  # MemoryError
+    ("x + 10**400", "overflows a float"),
+    ("log(x - 10)", "is nan at x = "),
+    ("1/0 + x", "cannot be evaluated"),
+    ("True + x", "the constant True is not a real number"),
+    ("x[1.5]", "the index 1.5 of x[...] must be an integer"),
+])
+def test_hostile_expressions_fail_fast_with_a_named_error(expression, message):
+    from solver.model.targets import ExpressionTarget
+
+    with pytest.raises(ValueError, match=re.escape(message)):
+        ExpressionTarget(expression, 1)(np.linspace(-1.0, 1.0, 5)[:, None])

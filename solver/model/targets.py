@@ -40,7 +40,10 @@ class Target(ABC):
 class ExpressionTarget(Target):
     """y(x) from a numpy expression in x0, x1, ... (x = x0 when d = 1, r = |x|).
 
-    Only arithmetic, comparisons and the functions in ``_FUNCTIONS`` are allowed.
+    Only arithmetic, comparisons, the functions in ``_FUNCTIONS`` and real number
+    constants are allowed. Every constant is read as a float, so nothing is computed in
+    Python's unbounded integers or on strings (``9**9**9`` is inf, not an hour of
+    arithmetic; ``'a'*10**10`` is refused); a non-finite y is refused where it is used.
     """
 
     expression: str
@@ -53,6 +56,8 @@ class ExpressionTarget(Target):
             raise ValueError(f"expression {self.expression!r} is not valid: {err.msg}") from err
         allowed = set(_FUNCTIONS) | set(_CONSTANTS) | {"x", "r"}
         allowed |= {f"x{i}" for i in range(self.dim)}
+        indices = {id(c) for sub in ast.walk(tree) if isinstance(sub, ast.Subscript)
+                   for c in ast.walk(sub.slice) if isinstance(c, ast.Constant)}
         for node in ast.walk(tree):
             if not isinstance(node, _NODES):
                 raise ValueError(
@@ -63,14 +68,48 @@ class ExpressionTarget(Target):
                     f"expression {self.expression!r}: unknown name {node.id!r}; "
                     f"allowed: {', '.join(sorted(allowed))}"
                 )
+            if isinstance(node, ast.Constant):
+                _number_constant(node, self.expression, index=id(node) in indices)
         object.__setattr__(self, "_code", compile(tree, "<target>", "eval"))
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
         names = {f"x{i}": x[:, i] for i in range(x.shape[1])}
         names["x"] = x[:, 0] if x.shape[1] == 1 else x.T
         names["r"] = np.linalg.norm(x, axis=1)
-        y = eval(self._code, {"__builtins__": {}, **_FUNCTIONS, **_CONSTANTS}, names)
-        return np.broadcast_to(np.asarray(y, dtype=float), (x.shape[0],)).copy()
+        try:
+            with np.errstate(all="ignore"):
+                y = eval(self._code, {"__builtins__": {}, **_FUNCTIONS, **_CONSTANTS}, names)
+            y = np.broadcast_to(np.asarray(y, dtype=float), (x.shape[0],)).copy()
+        except OverflowError:
+            raise ValueError(f"expression {self.expression!r} overflows a float (beyond "
+                             f"1.8e308) at the data points") from None
+        except (ArithmeticError, TypeError, ValueError) as err:
+            raise ValueError(f"expression {self.expression!r} cannot be evaluated at the data "
+                             f"points: {err}") from None
+        if not np.all(np.isfinite(y)):
+            bad = int(np.argmin(np.isfinite(y)))
+            raise ValueError(f"expression {self.expression!r} is {y[bad]} at x = "
+                             f"{x[bad].tolist()}; y must be finite at every data point")
+        return y
+
+
+def _number_constant(node: ast.Constant, expression: str, index: bool) -> None:
+    """Make a number constant a float in place (an index of x[...]: a small int); refuse
+    strings, bytes, booleans, complex numbers."""
+    value = node.value
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError(f"expression {expression!r}: the constant {value!r} is not a real "
+                         f"number; only numbers, x, r and functions of them are allowed")
+    if index:
+        if not (isinstance(value, int) and abs(value) < 2**31):
+            raise ValueError(f"expression {expression!r}: the index {value!r} of x[...] must "
+                             f"be an integer")
+        return
+    try:
+        node.value = float(value)
+    except OverflowError:
+        raise ValueError(f"expression {expression!r}: the constant {value} is too large "
+                         f"for a float") from None
 
 
 @dataclass(frozen=True, eq=False)
