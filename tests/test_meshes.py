@@ -168,8 +168,8 @@ def test_read_mesh_xdmf_with_any_grid_name(tmp_path):
     back = read_mesh(MPI.COMM_SELF, path, Cylinder(0.0, 1.0))
     assert cell_count(back) == 16
     assert measure(back) == pytest.approx(measure(msh), rel=1e-14)
-    with pytest.raises(ValueError, match=r"pde\.mesh: the mesh has topological dimension 2 and "
-                                         r"geometric dimension 3, but the disc"):
+    with pytest.raises(ValueError, match=r"pde\.mesh_file: the mesh has topological dimension 2 "
+                                         r"and geometric dimension 3, but the disc"):
         read_mesh(MPI.COMM_SELF, path, Disc((0, 0), 1.0))
 
 
@@ -223,3 +223,25 @@ def test_named_meshes_are_the_same_on_every_rank_count(name, domain):
     assert world[0] == serial[0]
     assert_ranks_agree(world[1], serial[1], "measure")
     assert_ranks_agree(world[2], serial[2], "facet integral")
+
+
+@pytest.mark.parametrize("written, cells, domain, match", [
+    # a sphere mesh for a cylinder solved to exit 0 with a wrong energy
+    (Sphere(3), 2, Cylinder(-5.0, 5.0), r"vertices are up to 1 off the surface"),
+    # a cylinder of the wrong extent ended in a misleading outflow failure
+    (Cylinder(0.0, 1.0), (4, 16), Cylinder(-5.0, 5.0), r"measure 6\.\d+ but the cylinder"),
+    (Box((-1.0, 0.0), (2.0, 1.0)), (6, 2), Box((0.0, 0.0), (1.0, 1.0)), r"reaches 1 beyond"),
+    (Box((0.0, 0.0), (1.0, 1.0)), (4, 4), Box((0.0, 0.0), (2.0, 1.0)), r"measure 1 but"),
+    (Disc((0.0, 0.0), 0.5), 6, Disc((0.0, 0.0), 1.0), r"measure 0\.7\d+ but the disc"),
+    (Circle(), 64, Sphere(2), None),  # the same domain: accepted
+])
+def test_a_mesh_file_of_another_domain_is_refused(tmp_path, written, cells, domain, match):
+    msh = build_mesh(MPI.COMM_SELF, written, cells)
+    path = tmp_path / "m.xdmf"
+    with XDMFFile(MPI.COMM_SELF, str(path), "w") as f:
+        f.write_mesh(msh)
+    if match is None:
+        read_mesh(MPI.COMM_SELF, path, domain)
+        return
+    with pytest.raises(ValueError, match=r"pde\.mesh_file: .*" + match):
+        read_mesh(MPI.COMM_SELF, path, domain)

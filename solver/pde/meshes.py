@@ -36,7 +36,8 @@ from pathlib import Path
 
 import basix.ufl
 import numpy as np
-from dolfinx import mesh
+import ufl
+from dolfinx import fem, mesh
 from dolfinx.io import XDMFFile
 from mpi4py import MPI
 
@@ -279,16 +280,68 @@ def _require_sphere_mesh(domain: Sphere) -> None:
         )
 
 
-def check_mesh(msh: mesh.Mesh, domain: Domain) -> mesh.Mesh:
-    """The mesh, if its topological/geometric dimensions fit the domain; else ValueError."""
+def check_mesh(msh: mesh.Mesh, domain: Domain, field: str = "pde.mesh") -> mesh.Mesh:
+    """The mesh, if it is a mesh of the domain; else ValueError naming ``field``.
+
+    Checked: the topological and geometric dimensions; every vertex on the domain's
+    surface (embedded domains: |X - to_mesh(from_mesh(X))| <= h^2/2, the most an inscribed
+    polygon with edges h deviates from a surface of curvature 1) and inside it (to 1e-9 of
+    its extent); the total measure against the domain's (boxes: to 1e-9; curved domains:
+    to (h/R)^2, R the radius of curvature, above the O(h^2) deficit of inscribed polygons).
+    Collective."""
     tdim, gdim = msh.topology.dim, msh.geometry.dim
     if tdim != domain.manifold_dim or gdim != domain.embedding_dim:
         raise ValueError(
-            f"pde.mesh: the mesh has topological dimension {tdim} and geometric dimension "
+            f"{field}: the mesh has topological dimension {tdim} and geometric dimension "
             f"{gdim}, but the {domain.describe()} needs topological dimension "
             f"{domain.manifold_dim} and geometric dimension {domain.embedding_dim}"
         )
+    comm = msh.comm
+    X = msh.geometry.x[:, :gdim]
+    nodes = X[msh.geometry.dofmaps[0]]
+    diameters = np.linalg.norm(nodes[:, :, None, :] - nodes[:, None, :, :], axis=-1)
+    h = comm.allreduce(float(diameters.max(initial=0.0)), MPI.MAX)
+    theta = domain.from_mesh(X)
+    off = comm.allreduce(float(np.abs(X - domain.to_mesh(theta)).max(initial=0.0)), MPI.MAX)
+    if off > 0.5 * h**2 + 1e-9:
+        raise ValueError(f"{field}: the mesh's vertices are up to {off:.3g} off the surface of "
+                         f"the {domain.describe()} (cells of size {h:.3g}); is it a mesh of "
+                         f"another domain?")
+    outside = comm.allreduce(_distance_outside(domain, theta), MPI.MAX)
+    if outside > 0:
+        raise ValueError(f"{field}: the mesh reaches {outside:.3g} beyond the "
+                         f"{domain.describe()}; mesh exactly the domain")
+    one = fem.Constant(msh, 1.0)
+    area = comm.allreduce(fem.assemble_scalar(fem.form(one * ufl.dx(domain=msh))), MPI.SUM)
+    radius = _curvature_radius(domain)
+    tolerance = 1e-9 if radius is None else (h / radius) ** 2
+    if abs(area / domain.measure - 1) > tolerance:
+        raise ValueError(f"{field}: the mesh has measure {area:.6g} but the "
+                         f"{domain.describe()} has {domain.measure:.6g} (allowed relative "
+                         f"difference {tolerance:.2g}); mesh all of the domain")
     return msh
+
+
+def _distance_outside(domain: Domain, theta: np.ndarray) -> float:
+    """How far the points reach beyond the domain's bounds, beyond 1e-9 of its extent."""
+    if isinstance(domain, Disc):
+        r = np.linalg.norm(theta - np.asarray(domain.center), axis=1)
+        return float(np.maximum(r - domain.radius * (1 + 1e-9), 0.0).max(initial=0.0))
+    if isinstance(domain, Box | Cylinder):
+        lower = np.atleast_1d(np.asarray(domain.lower, dtype=float))
+        upper = np.atleast_1d(np.asarray(domain.upper, dtype=float))
+        slack = 1e-9 * (upper - lower)
+        c = theta[:, : len(lower)]
+        beyond = np.maximum(np.maximum(lower - slack - c, c - upper - slack), 0.0)
+        return float(beyond.max(initial=0.0))
+    return 0.0  # circle and sphere: on the surface is inside
+
+
+def _curvature_radius(domain: Domain) -> float | None:
+    """The radius of curvature of the domain's curved boundary or surface (None: flat)."""
+    if isinstance(domain, Disc):
+        return domain.radius
+    return None if isinstance(domain, Box) else 1.0
 
 
 def fit_geometry(msh: mesh.Mesh, domain: Domain) -> mesh.Mesh:
@@ -362,9 +415,9 @@ def load_mesh(comm: MPI.Comm, domain: Domain, name: str, level: int,
         )
     with XDMFFile(comm, str(path), "r") as f:
         msh = f.read_mesh(ghost_mode=mesh.GhostMode.shared_facet, name="mesh")
-    msh = check_mesh(fit_geometry(msh, domain), domain)
+    msh = fit_geometry(msh, domain)
     map_reference(msh, domain)
-    return msh
+    return check_mesh(msh, domain)
 
 
 def _xdmf_grid_name(path: Path) -> str:
@@ -401,4 +454,4 @@ def read_mesh(comm: MPI.Comm, path: Path | str, domain: Domain) -> mesh.Mesh:
         msh = data.mesh
     else:
         raise ValueError(f"pde.mesh: {path} is neither XDMF (.xdmf) nor gmsh (.msh)")
-    return check_mesh(fit_geometry(msh, domain), domain)
+    return check_mesh(fit_geometry(msh, domain), domain, "pde.mesh_file")
