@@ -181,14 +181,15 @@ def test_read_mesh_drops_zero_coordinates_of_a_flat_file():
 
 
 def test_read_mesh_errors(tmp_path, monkeypatch):
-    with pytest.raises(ValueError, match=r"pde\.mesh: no file"):
+    with pytest.raises(ValueError, match=r"pde\.mesh_file: no file"):
         read_mesh(MPI.COMM_SELF, tmp_path / "nothing.xdmf", Circle())
     other = tmp_path / "mesh.vtk"
     other.write_text("")
-    with pytest.raises(ValueError, match=r"pde\.mesh: .* neither XDMF"):
+    with pytest.raises(ValueError, match=r"pde\.mesh_file: .* neither XDMF"):
         read_mesh(MPI.COMM_SELF, other, Circle())
     msh_file = tmp_path / "mesh.msh"
-    msh_file.write_text("")
+    msh_file.write_text("$MeshFormat\n4.1 0 8\n$EndMeshFormat\n$Nodes\n$EndNodes\n"
+                        "$Elements\n$EndElements\n")
     monkeypatch.setitem(sys.modules, "gmsh", None)  # as if gmsh were not installed
     with pytest.raises(ValueError, match=r"pde\.mesh: .*pip install gmsh"):
         read_mesh(MPI.COMM_SELF, msh_file, Circle())
@@ -245,3 +246,50 @@ def test_a_mesh_file_of_another_domain_is_refused(tmp_path, written, cells, doma
         return
     with pytest.raises(ValueError, match=r"pde\.mesh_file: .*" + match):
         read_mesh(MPI.COMM_SELF, path, domain)
+
+
+def _damage(tmp_path, how):
+    """An XDMF mesh file (with its HDF5 file) of the circle, damaged in one way."""
+    msh = build_mesh(MPI.COMM_SELF, Circle(), 16)
+    path = tmp_path / "m.xdmf"
+    with XDMFFile(MPI.COMM_SELF, str(path), "w") as f:
+        f.write_mesh(msh)
+    h5 = path.with_suffix(".h5")
+    if how == "garbage":
+        path.write_bytes(b"\x89PNG\r\n not xml at all \xff")
+    elif how == "truncated xml":
+        path.write_text(path.read_text()[:200])
+    elif how == "no h5":
+        h5.unlink()
+    elif how == "truncated h5":
+        h5.write_bytes(h5.read_bytes()[: h5.stat().st_size // 2])
+    elif how == "garbage h5":
+        h5.write_bytes(b"garbage" * 100)
+    elif how == "wrong dimensions":
+        path.write_text(path.read_text().replace('Dimensions="16 2"', 'Dimensions="17 2"'))
+    elif how == "no grid":
+        path.write_text("<Xdmf><Domain></Domain></Xdmf>")
+    elif how == "truncated msh":
+        path = tmp_path / "m.msh"
+        path.write_text("$MeshFormat\n4.1 0 8\n$EndMeshFormat\n$Nodes\n1 4 1 4\n")
+    return path
+
+
+@pytest.mark.parametrize("how, match", [
+    ("garbage", "not well-formed XDMF"),
+    ("truncated xml", "not well-formed XDMF"),
+    ("no h5", r"m\.h5, which does not exist"),
+    ("truncated h5", "cannot be read as HDF5"),
+    ("garbage h5", "cannot be read as HDF5"),
+    ("wrong dimensions", r"has shape \(16, 2\), the XDMF declares \(17, 2\)"),
+    ("no grid", "has no mesh"),
+    ("truncated msh", r"the \$Nodes section is missing or incomplete"),
+])
+def test_a_damaged_mesh_file_is_a_named_error_not_a_parser_crash(tmp_path, how, match):
+    from solver.mesh_files import inspect_mesh_file
+
+    path = _damage(tmp_path, how)
+    with pytest.raises(ValueError, match=r"pde\.mesh_file: .*" + match):
+        inspect_mesh_file(path)
+    with pytest.raises(ValueError, match=r"pde\.mesh_file: .*" + match):
+        read_mesh(MPI.COMM_SELF, path, Circle())

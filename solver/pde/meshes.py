@@ -41,6 +41,7 @@ from dolfinx import fem, mesh
 from dolfinx.io import XDMFFile
 from mpi4py import MPI
 
+from solver.mesh_files import inspect_mesh_file
 from solver.model.domain import Box, Circle, Cylinder, Disc, Domain, Sphere
 
 #: Folder of the reference meshes written by ``meshes/make_meshes.py``.
@@ -432,14 +433,12 @@ def read_mesh(comm: MPI.Comm, path: Path | str, domain: Domain) -> mesh.Mesh:
     """A mesh from an XDMF file, or a gmsh ``.msh`` file (needs the ``gmsh`` module),
     ghosted by shared facets and checked against the domain; coordinates as in the file."""
     path = Path(path)
-    if not path.is_file():
-        raise ValueError(f"pde.mesh: no file {path}")
-    suffix = path.suffix.lower()
-    if suffix == ".xdmf":
+    inspect_mesh_file(path)
+    if path.suffix.lower() == ".xdmf":
         name = _xdmf_grid_name(path)
         with XDMFFile(comm, str(path), "r") as f:
             msh = f.read_mesh(ghost_mode=mesh.GhostMode.shared_facet, name=name)
-    elif suffix == ".msh":
+    else:
         try:
             import gmsh  # noqa: F401
         except ImportError as err:
@@ -452,6 +451,4 @@ def read_mesh(comm: MPI.Comm, path: Path | str, domain: Domain) -> mesh.Mesh:
         data = gmshio.read_from_msh(str(path), comm, rank=0, gdim=domain.embedding_dim,
                                     partitioner=ghosted_partitioner())
         msh = data.mesh
-    else:
-        raise ValueError(f"pde.mesh: {path} is neither XDMF (.xdmf) nor gmsh (.msh)")
     return check_mesh(fit_geometry(msh, domain), domain, "pde.mesh_file")

@@ -1,0 +1,112 @@
+"""Mesh files checked before a parser sees them (numpy, h5py and XML only; no DOLFINx).
+
+``inspect_mesh_file(path)`` raises ValueError naming ``pde.mesh_file`` for a file that
+is missing, of an unknown format, not well-formed, truncated or inconsistent:
+
+- XDMF: the XML parses; it has a Grid with a Topology and a Geometry whose DataItems are
+  inline (``Format="XML"``) or in an HDF5 file that exists, opens, and holds a dataset of
+  the declared dimensions; the topology's vertex indices lie within the geometry.
+- gmsh ``.msh``: starts with ``$MeshFormat`` and holds complete ``$Nodes`` and
+  ``$Elements`` sections (a truncated file lacks their end markers).
+
+``meanfield check`` runs it too, so a broken file fails at once, not after the setup.
+"""
+
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import numpy as np
+
+FIELD = "pde.mesh_file"
+
+
+def inspect_mesh_file(path: Path | str) -> None:
+    """ValueError naming pde.mesh_file and what is wrong, or nothing."""
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"{FIELD}: no file {path}")
+    suffix = path.suffix.lower()
+    if suffix == ".xdmf":
+        _inspect_xdmf(path)
+    elif suffix == ".msh":
+        _inspect_msh(path)
+    else:
+        raise ValueError(f"{FIELD}: {path} is neither XDMF (.xdmf) nor gmsh (.msh)")
+
+
+def _inspect_xdmf(path: Path) -> None:
+    try:
+        root = ET.parse(path).getroot()
+    except (ET.ParseError, UnicodeDecodeError) as err:
+        raise ValueError(f"{FIELD}: {path} is not well-formed XDMF (XML): {err}") from None
+    grid = next((g for g in root.iter("Grid")
+                 if g.find("Topology") is not None and g.find("Geometry") is not None), None)
+    if grid is None:
+        raise ValueError(f"{FIELD}: {path} has no mesh (no XDMF Grid with a Topology and a "
+                         f"Geometry)")
+    topology = _data(path, grid.find("Topology"), "Topology")
+    geometry = _data(path, grid.find("Geometry"), "Geometry")
+    if topology.size and (topology.min() < 0 or topology.max() >= len(geometry)):
+        raise ValueError(f"{FIELD}: {path}: the topology refers to vertices "
+                         f"{int(topology.min())}..{int(topology.max())} but the geometry has "
+                         f"{len(geometry)}")
+    if not np.all(np.isfinite(geometry)):
+        raise ValueError(f"{FIELD}: {path}: the geometry holds non-finite coordinates")
+
+
+def _data(path: Path, element: ET.Element, what: str) -> np.ndarray:
+    """The array of the first DataItem of a Topology or Geometry element."""
+    item = element.find("DataItem")
+    if item is None or not item.get("Dimensions"):
+        raise ValueError(f"{FIELD}: {path}: the {what} has no DataItem with Dimensions")
+    try:
+        shape = tuple(int(v) for v in item.get("Dimensions").split())
+    except ValueError:
+        raise ValueError(f"{FIELD}: {path}: the {what} Dimensions "
+                         f"{item.get('Dimensions')!r} are not integers") from None
+    text = (item.text or "").strip()
+    if item.get("Format", "XML").upper() == "XML":
+        try:
+            values = np.array(text.split(), dtype=float)
+        except ValueError:
+            raise ValueError(f"{FIELD}: {path}: the {what} holds values that are not "
+                             f"numbers") from None
+        if values.size != int(np.prod(shape)):
+            raise ValueError(f"{FIELD}: {path}: the {what} declares {shape} but holds "
+                             f"{values.size} values")
+        return values.reshape(shape)
+    return _hdf5_data(path, text, shape, what)
+
+
+def _hdf5_data(path: Path, reference: str, shape: tuple[int, ...], what: str) -> np.ndarray:
+    import h5py
+
+    file_name, _, dataset = reference.partition(":")
+    h5 = path.parent / file_name
+    if not h5.is_file():
+        raise ValueError(f"{FIELD}: {path}: the {what} is in {h5}, which does not exist")
+    try:
+        with h5py.File(h5, "r") as f:
+            if dataset not in f:
+                raise ValueError(f"{FIELD}: {path}: {h5} has no dataset {dataset!r} (the "
+                                 f"{what})")
+            data = f[dataset]
+            if data.shape != shape:
+                raise ValueError(f"{FIELD}: {path}: the {what} {dataset!r} in {h5} has shape "
+                                 f"{data.shape}, the XDMF declares {shape}")
+            return np.asarray(data[...])
+    except OSError as err:  # not HDF5, truncated
+        raise ValueError(f"{FIELD}: {path}: {h5} cannot be read as HDF5 ({err}); it is "
+                         f"damaged or truncated: write it again") from None
+
+
+def _inspect_msh(path: Path) -> None:
+    data = path.read_bytes()
+    if not data.lstrip().startswith(b"$MeshFormat"):
+        raise ValueError(f"{FIELD}: {path} is not a gmsh file (no $MeshFormat header)")
+    for section in (b"Nodes", b"Elements"):
+        if b"$" + section not in data or b"$End" + section not in data:
+            raise ValueError(f"{FIELD}: {path}: the ${section.decode()} section is missing "
+                             f"or incomplete (a truncated file?)")
