@@ -29,12 +29,13 @@ from __future__ import annotations
 import math
 import tomllib
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from solver.checkpoint_file import load_cell_density
 from solver.errors import CheckpointError, ConfigError
+from solver.mesh_files import inspect_mesh_file, reference_mesh_path
 from solver.model import density, quadrature, targets, units
 from solver.model.cell_density import CellDensity
 from solver.model.domain import Box, Circle, Cylinder, Disc, Domain, Sphere
@@ -223,7 +224,10 @@ def _target(t: _Table, unit: units.Unit, data: quadrature.DataQuadrature) -> tar
     kind = t.choice("kind", ("expression", "teacher", "data"))
     if kind == "expression":
         expr = t.get("expression", "a string")
-        return _build(t, lambda: targets.ExpressionTarget(expr, data.dim))
+        try:
+            return targets.ExpressionTarget(expr, data.dim)
+        except ValueError as err:
+            raise ConfigError(f"{t.field('expression')}: {err}") from err
     if kind == "teacher":
         theta = t.get("theta", "a list of lists of numbers")
         coeffs = t.get("coefficients", "a list of numbers", None)
@@ -382,66 +386,157 @@ def _particles(t: _Table) -> ParticleSettings:
     ))
 
 
+class _Errors:
+    """Collects the ConfigErrors of independent sections, to report them all at once."""
+
+    def __init__(self) -> None:
+        self.messages: list[str] = []
+
+    def read(self, reader: Callable[[], Any]) -> Any:
+        """reader(), or None after recording its ConfigError."""
+        try:
+            return reader()
+        except ConfigError as err:
+            self.messages.extend(str(err).splitlines())
+            return None
+
+    def raise_any(self) -> None:
+        if len(self.messages) == 1:
+            raise ConfigError(self.messages[0])
+        if self.messages:
+            raise ConfigError(f"{len(self.messages)} problems:\n  " + "\n  ".join(self.messages))
+
+
+def _section(top: _Table, key: str, reader: Callable[[_Table], Any], required: bool = True
+             ) -> Any:
+    """Read section ``key`` with reader, then refuse its unknown keys."""
+    table = top.table(key, required)
+    if table is None:
+        return None
+    value = reader(table)
+    table.done()
+    return value
+
+
 def parse(raw: dict[str, Any], base: Path = Path(".")) -> RunConfig:
-    """Validate a config dict (as read from TOML) into a RunConfig."""
+    """Validate a config dict (as read from TOML) into a RunConfig.
+
+    Every section is read; the errors of all sections are reported together (a section
+    that depends on a broken one, e.g. [domain] on [unit], is judged once that one is
+    right), then the checks across sections: those a run would otherwise fail at its start.
+    """
+    errors = _Errors()
     top = _Table(raw, "")
-    name = top.get("name", "a string", "run")
-    output = Path(top.get("output", "a string", f"runs/{name}"))
-    prob = top.table("problem")
-    t_final = prob.get("t_final", "a number", check=lambda v: _finite(v) and v > 0,
-                       allowed="a finite number > 0")
-    beta = prob.get("beta", "a number", math.inf, check=_positive, allowed="a number > 0 or inf")
-    lam = prob.get("lambda", "a number", 0.0, check=lambda v: _finite(v) and v >= 0,
-                   allowed="a finite number >= 0")
-    prob.done()
-    sections = {}
-    for key, reader in (("unit", _unit), ("data", lambda t: _data(t, base))):
-        sections[key] = top.table(key)
-        built = reader(sections[key])
-        sections[key].done()
-        sections[key] = built
-    unit, data = sections["unit"], sections["data"]
+    name = errors.read(lambda: top.get("name", "a string", "run")) or "run"
+    output = Path(errors.read(lambda: top.get("output", "a string", f"runs/{name}"))
+                  or f"runs/{name}")
+
+    def problem_section(prob: _Table) -> tuple[float, float, float]:
+        return (prob.get("t_final", "a number", check=lambda v: _finite(v) and v > 0,
+                         allowed="a finite number > 0"),
+                prob.get("beta", "a number", math.inf, check=_positive,
+                         allowed="a number > 0 or inf"),
+                prob.get("lambda", "a number", 0.0, check=lambda v: _finite(v) and v >= 0,
+                         allowed="a finite number >= 0"))
+
+    scalars = errors.read(lambda: _section(top, "problem", problem_section))
+    unit = errors.read(lambda: _section(top, "unit", _unit))
+    data = errors.read(lambda: _section(top, "data", lambda t: _data(t, base)))
+    pde_table = errors.read(lambda: top.table("pde", required=False))
+    particles = errors.read(lambda: _section(top, "particles", _particles, required=False))
+    for key in ("target", "domain", "initial"):  # read below: they need [unit] and [data]
+        if isinstance(raw, dict) and key not in raw:
+            errors.read(lambda key=key: top.table(key))
+        top.used.add(key)
+    errors.read(lambda: top.done())
+    if unit is None or data is None:
+        errors.raise_any()
     if unit.data_dim is not None and data.dim != unit.data_dim:
-        raise ConfigError(
+        errors.messages.append(
             f"data: points have dimension {data.dim} but unit {unit.name!r} takes "
-            f"{unit.data_dim}-dimensional x; match unit.dim to the data"
-        )
-    tt = top.table("target")
-    target = _target(tt, unit, data)
-    tt.done()
-    dt = top.table("domain")
-    domain = _domain(dt, unit)
-    dt.done()
-    it = top.table("initial")
-    initial = _initial(it, unit.param_dim, base)
-    it.done()
-    if isinstance(initial, CellDensity):
-        try:
-            initial.check_domain(domain)
-        except ValueError as err:
-            raise ConfigError(str(err)) from err
-    if initial.dim != unit.param_dim:
-        raise ConfigError(
+            f"{unit.data_dim}-dimensional x; match unit.dim to the data")
+        errors.raise_any()
+    target = errors.read(lambda: _section(top, "target", lambda t: _target(t, unit, data)))
+    domain = errors.read(lambda: _section(top, "domain", lambda t: _domain(t, unit)))
+    initial = errors.read(lambda: _section(
+        top, "initial", lambda t: _initial(t, unit.param_dim, base)))
+    if target is not None:
+        errors.read(lambda: _check_target(target, data, raw["target"]))
+    if isinstance(initial, CellDensity) and domain is not None:
+        if errors.read(lambda: _wrap(lambda: initial.check_domain(domain)) or True) is None:
+            initial = None
+    if initial is not None and initial.dim != unit.param_dim:
+        errors.messages.append(
             f"initial: density has dimension {initial.dim}; unit {unit.name!r} has "
-            f"{unit.param_dim} parameters"
-        )
-    problem = _build(prob, lambda: Problem(unit, data, target, domain, initial, beta=beta,
-                                           lam=lam, t_final=t_final, name=name))
-    pt = top.table("pde", required=False)
-    pde = None if pt is None else _pde(pt, domain)
-    if pt is not None:
-        pt.done()
-    if pde is not None and isinstance(initial, CellDensity):
-        try:
-            initial.check_mesh_settings(asdict(pde))
-        except ValueError as err:
-            raise ConfigError(str(err)) from err
-    qt = top.table("particles", required=False)
-    particles = None if qt is None else _particles(qt)
-    if qt is not None:
-        qt.done()
-    top.done()
+            f"{unit.param_dim} parameters")
+        initial = None
+    pde = None
+    if pde_table is not None and domain is not None:
+        pde = errors.read(lambda: _read_pde(pde_table, domain, base))
+    if None in (scalars, target, domain, initial):
+        errors.raise_any()
+    t_final, beta, lam = scalars
+    if pde is not None:
+        errors.read(lambda: _check_pde_fits(pde, domain, beta, initial))
+    if particles is not None:
+        errors.read(lambda: _check_particles_fit(particles, beta))
+    errors.raise_any()
+    problem = _build(_Table({}, "problem"), lambda: Problem(
+        unit, data, target, domain, initial, beta=beta, lam=lam, t_final=t_final, name=name))
     return RunConfig(name, output, problem, pde, particles, raw)
+
+
+def _wrap(action: Callable[[], Any]) -> Any:
+    """action(); its ValueError (whose message names the field) as a ConfigError."""
+    try:
+        return action()
+    except ValueError as err:
+        raise ConfigError(str(err)) from err
+
+
+def _read_pde(t: _Table, domain: Domain, base: Path) -> PDESettings:
+    settings = _pde(t, domain)
+    t.done()
+    if settings.mesh_file is not None:
+        path = Path(settings.mesh_file)
+        path = path if path.is_absolute() else base / path
+        _wrap(lambda: inspect_mesh_file(path))
+        settings = replace(settings, mesh_file=str(path))
+    if settings.mesh is not None:
+        _wrap(lambda: reference_mesh_path(domain, settings.mesh, settings.level))
+    return settings
+
+
+def _check_target(target: targets.Target, data: quadrature.DataQuadrature,
+                  table: dict[str, Any]) -> None:
+    """The target must give finite values at the data points (named by its kind's key)."""
+    key = {"expression": "expression", "teacher": "theta"}.get(table.get("kind"), "kind")
+    try:
+        target(data.points)
+    except ValueError as err:
+        raise ConfigError(f"target.{key}: {err}") from err
+
+
+def _check_pde_fits(pde: PDESettings, domain: Domain, beta: float,
+                    initial: density.Density) -> None:
+    """What the PDE would refuse at its start: dg needs beta = inf; a checkpoint density
+    needs the mesh it was written on."""
+    if pde.scheme == "dg" and math.isfinite(beta):
+        raise ConfigError(f'pde.scheme: "dg" is for noiseless dynamics (problem.beta = inf), '
+                          f'got beta = {beta:g}; use scheme = "fv" (Scharfetter-Gummel)')
+    if isinstance(initial, CellDensity):
+        _wrap(lambda: initial.check_mesh_settings(asdict(pde)))
+
+
+def _check_particles_fit(particles: ParticleSettings, beta: float) -> None:
+    """What the particle simulator would refuse at its start."""
+    if math.isfinite(beta) and particles.integrator != "euler":
+        raise ConfigError(f"particles.integrator: noisy dynamics (problem.beta = {beta:g}) are "
+                          f"integrated by Euler-Maruyama; got {particles.integrator!r}, set "
+                          f'integrator = "euler"')
+    if particles.batch is not None and particles.integrator == "adaptive":
+        raise ConfigError('particles.integrator: online SGD (particles.batch) needs fixed '
+                          'steps; use "euler" or "rk4", not "adaptive"')
 
 
 def read_toml(path: str | Path, what: str = "config file") -> dict[str, Any]:

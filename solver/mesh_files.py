@@ -1,4 +1,5 @@
-"""Mesh files checked before a parser sees them (numpy, h5py and XML only; no DOLFINx).
+"""Mesh files checked before a parser sees them (numpy, h5py and XML only; no DOLFINx),
+and where the reference meshes of ``meshes/`` are.
 
 ``inspect_mesh_file(path)`` raises ValueError naming ``pde.mesh_file`` for a file that
 is missing, of an unknown format, not well-formed, truncated or inconsistent:
@@ -20,6 +21,52 @@ from pathlib import Path
 import numpy as np
 
 FIELD = "pde.mesh_file"
+
+#: Folder of the reference meshes written by ``meshes/make_meshes.py``.
+MESH_DIR = Path(__file__).resolve().parents[1] / "meshes"
+
+#: Reference mesh names and the cell type of their files.
+REFERENCE_MESHES = {
+    "interval": "interval",
+    "rectangle": "triangle",
+    "box": "tetrahedron",
+    "disc": "triangle",
+    "circle": "interval",
+    "cylinder": "triangle",
+    "sphere": "triangle",
+}
+
+
+def available_levels(name: str, directory: Path | str = MESH_DIR) -> list[int]:
+    """Levels of the reference mesh ``name`` present in ``directory``."""
+    levels = []
+    for path in Path(directory).glob(f"{name}_*.xdmf"):
+        suffix = path.stem[len(name) + 1:]
+        if suffix.isdigit():
+            levels.append(int(suffix))
+    return sorted(levels)
+
+
+def reference_mesh_path(domain, name: str, level: int, directory: Path | str = MESH_DIR
+                        ) -> Path:
+    """The file of reference mesh ``name`` at ``level``; ValueError naming pde.mesh when the
+    mesh does not fit the domain or the level is not there."""
+    fits = domain.mesh_names
+    if name not in fits:
+        known = "" if name in REFERENCE_MESHES else (
+            f" (reference meshes: {', '.join(REFERENCE_MESHES)})")
+        hint = (f"use {' or '.join(repr(f) for f in fits)}" if fits
+                else "no reference mesh fits it")
+        raise ValueError(f"pde.mesh: mesh {name!r}{known} does not fit the "
+                         f"{domain.describe()}; {hint}")
+    path = Path(directory) / f"{name}_{int(level)}.xdmf"
+    if not path.is_file():
+        levels = available_levels(name, directory)
+        raise ValueError(
+            f"pde.mesh: no level {level} of mesh {name!r} in {directory} (levels present: "
+            f"{levels}); `python meshes/make_meshes.py --max-level N` writes finer ones"
+        )
+    return path
 
 
 def inspect_mesh_file(path: Path | str) -> None:

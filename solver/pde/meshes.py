@@ -41,22 +41,12 @@ from dolfinx import fem, mesh
 from dolfinx.io import XDMFFile
 from mpi4py import MPI
 
-from solver.mesh_files import inspect_mesh_file
+from solver.mesh_files import (
+    MESH_DIR,
+    inspect_mesh_file,
+    reference_mesh_path,
+)
 from solver.model.domain import Box, Circle, Cylinder, Disc, Domain, Sphere
-
-#: Folder of the reference meshes written by ``meshes/make_meshes.py``.
-MESH_DIR = Path(__file__).resolve().parents[2] / "meshes"
-
-#: Reference mesh names and the cell type of their files.
-REFERENCE_MESHES = {
-    "interval": "interval",
-    "rectangle": "triangle",
-    "box": "tetrahedron",
-    "disc": "triangle",
-    "circle": "interval",
-    "cylinder": "triangle",
-    "sphere": "triangle",
-}
 
 
 def ghosted_partitioner():
@@ -371,16 +361,6 @@ def fit_geometry(msh: mesh.Mesh, domain: Domain) -> mesh.Mesh:
     return create_ghosted_mesh(comm, mesh.to_string(msh.topology.cell_type), points, cells)
 
 
-def available_levels(name: str, directory: Path | str = MESH_DIR) -> list[int]:
-    """Levels of the reference mesh ``name`` present in ``directory``."""
-    levels = []
-    for path in Path(directory).glob(f"{name}_*.xdmf"):
-        suffix = path.stem[len(name) + 1:]
-        if suffix.isdigit():
-            levels.append(int(suffix))
-    return sorted(levels)
-
-
 def map_reference(msh: mesh.Mesh, domain: Domain) -> None:
     """Map a reference mesh (unit interval/square/cube, unit disc, c in [0, 1] on the
     cylinder, unit circle and sphere) affinely onto the domain, in place."""
@@ -399,21 +379,7 @@ def load_mesh(comm: MPI.Comm, domain: Domain, name: str, level: int,
               directory: Path | str = MESH_DIR) -> mesh.Mesh:
     """Reference mesh ``name`` at refinement ``level`` from ``directory``, mapped onto the
     domain (see ``meshes/README.md`` for the meshes and levels)."""
-    fits = domain.mesh_names
-    if name not in fits:
-        known = "" if name in REFERENCE_MESHES else (
-            f" (reference meshes: {', '.join(REFERENCE_MESHES)})")
-        hint = (f"use {' or '.join(repr(f) for f in fits)}" if fits
-                else "no reference mesh fits it")
-        raise ValueError(f"pde.mesh: mesh {name!r}{known} does not fit the "
-                         f"{domain.describe()}; {hint}")
-    path = Path(directory) / f"{name}_{int(level)}.xdmf"
-    if not path.is_file():
-        levels = available_levels(name, directory)
-        raise ValueError(
-            f"pde.mesh: no level {level} of mesh {name!r} in {directory} (levels present: "
-            f"{levels}); `python meshes/make_meshes.py --max-level N` writes finer ones"
-        )
+    path = reference_mesh_path(domain, name, level, directory)
     with XDMFFile(comm, str(path), "r") as f:
         msh = f.read_mesh(ghost_mode=mesh.GhostMode.shared_facet, name="mesh")
     msh = fit_geometry(msh, domain)

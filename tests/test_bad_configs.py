@@ -1,0 +1,161 @@
+"""A battery of malformed configs: each ends in `meanfield check` and `meanfield pde` with exit
+code 2 before any work, one line per problem naming the field, and no run directory.
+Then the other side: configs `check` accepts start (first PDE steps and particle steps)."""
+
+import copy
+import tomllib
+
+import pytest
+
+from solver.cli import main
+from solver.errors import ConfigError
+from solver.sweep import dump_toml
+from tests.conftest import tiny_run_config
+
+BASE = tomllib.loads(tiny_run_config("OUT"))
+
+
+def _set(raw, dotted, value):
+    *tables, key = dotted.split(".")
+    for t in tables:
+        raw = raw.setdefault(t, {})
+    if value is DELETE:
+        raw.pop(key, None)
+    else:
+        raw[key] = value
+
+
+DELETE = object()
+
+#: (id, {dotted key: value}, text the message must hold)
+BAD = [
+    ("dg-with-noise", {"problem.beta": 5.0, "pde.scheme": "dg", "pde.integrator": "ssprk3"},
+     'pde.scheme: "dg" is for noiseless'),
+    ("noisy-rk4", {"problem.beta": 5.0}, "particles.integrator: noisy dynamics"),
+    ("sgd-adaptive", {"particles.batch": 8, "particles.integrator": "adaptive"},
+     "particles.batch: SGD takes fixed steps"),
+    ("t_final-negative", {"problem.t_final": -1.0}, "problem.t_final: got -1.0"),
+    ("t_final-string", {"problem.t_final": "1"}, "problem.t_final: got '1'"),
+    ("t_final-inf", {"problem.t_final": float("inf")}, "problem.t_final"),
+    ("t_final-nan", {"problem.t_final": float("nan")}, "problem.t_final"),
+    ("t_final-missing", {"problem.t_final": DELETE}, "problem.t_final: missing"),
+    ("beta-zero", {"problem.beta": 0.0}, "problem.beta: got 0.0"),
+    ("lambda-negative", {"problem.lambda": -0.1}, "problem.lambda"),
+    ("problem-unknown-key", {"problem.gamma": 1.0}, "problem.gamma: unknown key"),
+    ("top-unknown-key", {"nmae": "x"}, "nmae: unknown key"),
+    ("unit-kind", {"unit.kind": "relu"}, "unit.kind: got 'relu'; allowed"),
+    ("unit-width-zero", {"unit.width": 0.0}, "unit.width: got 0.0"),
+    ("unit-width-bool", {"unit.width": True}, "unit.width: got True"),
+    ("unit-unknown-key", {"unit.widht": 0.5}, "unit.widht: unknown key"),
+    ("data-kind", {"data.kind": "grid"}, "data.kind: got 'grid'"),
+    ("data-points-zero", {"data.points": 0}, "data.points: got 0"),
+    ("data-points-float", {"data.points": 16.5}, "data.points: got 16.5"),
+    ("target-kind", {"target.kind": "oracle"}, "target.kind: got 'oracle'"),
+    ("target-expression-missing", {"target.kind": "expression"}, "target.expression: missing"),
+    ("target-expression-string", {"target.kind": "expression", "target.theta": DELETE,
+                                  "target.expression": "'a' * 10**10"}, "target.expression"),
+    ("target-expression-nan", {"target.kind": "expression", "target.theta": DELETE,
+                               "target.expression": "log(x - 10)"},
+     "target.expression: expression 'log(x - 10)' is nan"),
+    ("target-expression-unknown-name", {"target.kind": "expression", "target.theta": DELETE,
+                                        "target.expression": "y + 1"}, "unknown name 'y'"),
+    ("teacher-wrong-length", {"target.theta": [[1.0, 2.0, 3.0]]}, "teacher theta"),
+    ("domain-kind", {"domain.kind": "torus"}, "domain.kind: got 'torus'"),
+    ("domain-inverted", {"domain.lower": 5.0, "domain.upper": -5.0}, "[domain]"),
+    ("domain-wrong-dimension", {"domain": {"kind": "circle"}}, "domain.kind: a circle"),
+    ("initial-kind", {"initial.kind": "cauchy"}, "initial.kind: got 'cauchy'"),
+    ("initial-std-negative", {"initial.std": [-0.5, 0.6]}, "initial.std"),
+    ("initial-std-scalar", {"initial.std": 0.5}, "initial.std: got 0.5"),
+    ("initial-mean-length", {"initial.mean": [0.0, 0.0, 0.0]}, "[initial]"),
+    ("initial-checkpoint-missing", {"initial.kind": "checkpoint", "initial.mean": DELETE,
+                                    "initial.std": DELETE, "initial.file": "no.h5"},
+     "initial.file"),
+    ("pde-cells-length", {"pde.cells": [8, 8, 8]}, "pde.cells: got [8, 8, 8]"),
+    ("pde-cells-zero", {"pde.cells": [0, 8]}, "pde.cells: got [0, 8]"),
+    ("pde-scheme", {"pde.scheme": "fem"}, "pde.scheme: got 'fem'"),
+    ("pde-degree", {"pde.scheme": "dg", "pde.degree": 3}, "pde.degree: got 3"),
+    ("pde-dg-implicit", {"pde.scheme": "dg", "pde.integrator": "implicit"}, "pde.integrator"),
+    ("pde-cfl", {"pde.cfl": 1.5}, "pde.cfl: got 1.5"),
+    ("pde-two-meshes", {"pde.mesh": "cylinder"}, "pde: give exactly one of cells"),
+    ("pde-mesh-name", {"pde.cells": DELETE, "pde.mesh": "torus"}, "pde.mesh: mesh 'torus'"),
+    ("pde-mesh-level", {"pde.cells": DELETE, "pde.mesh": "cylinder", "pde.level": 42},
+     "pde.mesh: no level 42"),
+    ("pde-mesh-file-missing", {"pde.cells": DELETE, "pde.mesh_file": "nothing.xdmf"},
+     "pde.mesh_file: no file"),
+    ("pde-mesh-file-garbage", {"pde.cells": DELETE, "pde.mesh_file": "garbage.xdmf"},
+     "pde.mesh_file: "),
+    ("pde-outputs-zero", {"pde.outputs": 0}, "pde.outputs: got 0"),
+    ("pde-unknown-key", {"pde.cell": [8, 8]}, "pde.cell: unknown key"),
+    ("particles-n-empty", {"particles.n": []}, "particles.n: got []"),
+    ("particles-n-negative", {"particles.n": [16, -2]}, "particles.n: got [16, -2]"),
+    ("particles-seeds-zero", {"particles.seeds": 0}, "particles.seeds: got 0"),
+    ("particles-dt-inf", {"particles.dt": float("inf")}, "particles.dt"),
+    ("particles-integrator", {"particles.integrator": "leapfrog"}, "particles.integrator"),
+    ("missing-unit", {"unit": DELETE}, "[unit]: missing section"),
+    ("missing-domain", {"domain": DELETE}, "[domain]: missing section"),
+    ("section-not-table", {"unit": 3}, "unit: expected a table"),
+]
+
+
+def _write(tmp_path, changes) -> str:
+    raw = copy.deepcopy(BASE)
+    raw["output"] = str(tmp_path / "run")
+    for key, value in changes.items():
+        _set(raw, key, value)
+    (tmp_path / "garbage.xdmf").write_bytes(b"\x00\xff not xml")
+    path = tmp_path / "bad.toml"
+    path.write_text(dump_toml(raw))
+    return str(path)
+
+
+@pytest.mark.parametrize("changes, text", [b[1:] for b in BAD], ids=[b[0] for b in BAD])
+def test_a_malformed_config_is_a_named_error_before_any_work(tmp_path, capsys, changes, text):
+    config = _write(tmp_path, changes)
+    for command in ("check", "pde"):
+        assert main([command, config]) == ConfigError.exit_code, command
+        err = capsys.readouterr().err
+        assert err.startswith("meanfield: config error: ") and text in err, err
+        assert "Traceback" not in err
+    assert not (tmp_path / "run").exists()
+
+
+def test_every_problem_of_a_config_is_reported_at_once(tmp_path, capsys):
+    config = _write(tmp_path, {"problem.t_final": -1.0, "initial.std": [-1.0, 1.0],
+                               "pde.cfl": 2.0, "particles.seeds": 0})
+    assert main(["check", config]) == ConfigError.exit_code
+    err = capsys.readouterr().err
+    assert "4 problems:" in err
+    for field in ("problem.t_final", "initial.std", "pde.cfl", "particles.seeds"):
+        assert f"\n  {field}: " in err
+
+
+def test_the_battery_is_large_enough():
+    assert len(BAD) >= 35 and len({b[0] for b in BAD}) == len(BAD)
+
+
+#: Configs that `check` accepts, one per scheme, integrator, mesh source and dynamics.
+GOOD = [
+    ("fv-euler", {"pde.integrator": "euler"}),
+    ("fv-ssprk3", {"pde.integrator": "ssprk3"}),
+    ("fv-implicit-noisy", {"problem.beta": 20.0, "pde.integrator": "implicit",
+                           "particles.integrator": "euler"}),
+    ("dg1", {"pde.scheme": "dg", "pde.degree": 1, "pde.integrator": "ssprk3"}),
+    ("dg2", {"pde.scheme": "dg", "pde.degree": 2, "pde.integrator": "ssprk3"}),
+    ("named-mesh-dg", {"pde.cells": DELETE, "pde.mesh": "cylinder", "pde.level": 0,
+                       "pde.scheme": "dg", "pde.integrator": "ssprk3"}),
+    ("sgd", {"particles.batch": 8, "particles.integrator": "euler"}),
+    ("adaptive", {"particles.integrator": "adaptive"}),
+    ("expression-uniform", {"target": {"kind": "expression", "expression": "sin(x) + 0.5"},
+                            "initial": {"kind": "uniform", "lower": [-1.0, -3.0],
+                                        "upper": [1.0, 3.0]}}),
+]
+
+
+@pytest.mark.parametrize("changes", [g[1] for g in GOOD], ids=[g[0] for g in GOOD])
+def test_a_config_check_accepts_runs(tmp_path, capsys, changes):
+    """What `check` accepts starts: the PDE, its error budget, particles and the report."""
+    config = _write(tmp_path, {"problem.t_final": 0.02, "pde.outputs": 2,
+                               "particles.n": [8, 16], **changes})
+    assert main(["check", config]) == 0, capsys.readouterr().err
+    assert main(["run", config, "--no-progress"]) == 0, capsys.readouterr().err
+    assert (tmp_path / "run" / "summary.json").is_file()
