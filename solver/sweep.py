@@ -11,8 +11,8 @@ Grid file (TOML)::
 
 The runs are the Cartesian product of the axes (the last axis varies fastest), index
 i = 0, 1, ...; run i is ``<output>/<iii>-<key=value,...>/`` holding ``config.toml``: the
-base config with the grid values set, ``output`` set to that directory and a relative
-data path made absolute. Every merged config is validated before anything is written.
+base config with the grid values set, ``output`` set to that directory and relative
+file paths (data.path, pde.mesh_file, initial.file) made absolute. Every merged config is validated before anything is written.
 ``<output>/jobs.txt`` lists the config paths (line i + 1 is run i: a Slurm array task
 ``$SLURM_ARRAY_TASK_ID`` runs line ``$SLURM_ARRAY_TASK_ID + 1``), ``<output>/grid.json``
 the plan; ``collect`` writes ``<output>/sweep.csv`` and ``<output>/sweep.png``.
@@ -161,9 +161,10 @@ def expand(grid_file: str | Path) -> Sweep:
             _set(raw, key, value)
         raw["name"] = f"{base_raw.get('name', 'run')}-{index:03d}"
         raw["output"] = str(directory.resolve())
-        data = raw.get("data")
-        if isinstance(data, dict) and isinstance(data.get("path"), str):
-            data["path"] = str((base.parent / data["path"]).resolve())
+        for table, key in (("data", "path"), ("pde", "mesh_file"), ("initial", "file")):
+            section = raw.get(table)
+            if isinstance(section, dict) and isinstance(section.get(key), str):
+                section[key] = str((base.parent / section[key]).resolve())
         try:
             cfg = parse(raw, base.parent)
         except ConfigError as err:
