@@ -12,7 +12,8 @@ Grid file (TOML)::
 The runs are the Cartesian product of the axes (the last axis varies fastest), index
 i = 0, 1, ...; run i is ``<output>/<iii>-<key=value,...>/`` holding ``config.toml``: the
 base config with the grid values set, ``output`` set to that directory and relative
-file paths (data.path, pde.mesh_file, initial.file) made absolute. Every merged config is validated before anything is written.
+file paths (data.path, pde.mesh_file, initial.file) made absolute. Every merged config is
+validated before anything is written.
 ``<output>/jobs.txt`` lists the config paths (line i + 1 is run i: a Slurm array task
 ``$SLURM_ARRAY_TASK_ID`` runs line ``$SLURM_ARRAY_TASK_ID + 1``), ``<output>/grid.json``
 the plan; ``collect`` writes ``<output>/sweep.csv`` and ``<output>/sweep.png``.
