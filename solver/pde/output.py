@@ -36,6 +36,7 @@ import ufl
 from dolfinx import cpp, fem, la
 from dolfinx import io as dio
 from dolfinx import mesh as dmesh
+from mpi4py import MPI
 
 from solver.io import atomic_path, remove_path, replace_into_place, temporary_name
 
@@ -64,6 +65,9 @@ OUTPUT_NAMES: dict[str, tuple[str, str]] = {
     "energy": ("1", "free energy E at the output times"),
     "loss": ("1", "loss at the output times"),
     "mc": ("1", "Monte Carlo variance MC(t) = sum_m w_m (int s^2 rho - f^2)"),
+    "x": ("x", "data points x_m, shape (M, d)"),
+    "w": ("1", "data quadrature weights w_m, shape (M,)"),
+    "y": ("1", "targets y_m = y(x_m), shape (M,)"),
 }
 
 TIMESERIES_FORMAT = "meanfield-timeseries"
@@ -374,6 +378,10 @@ class SnapshotWriter:
             raise ValueError(f"snapshots: {self.path.name!r} must end in .bp (VTX) or .xdmf")
         self.keep = keep
         self.snapshots: list[tuple[float, np.ndarray, np.ndarray]] = []
+        #: The smallest value written, what a reader sees: DG nodal values in VTX (a
+        #: limited DG density is >= 0 at its quadrature points, not at every node), cell
+        #: averages in XDMF.
+        self.min_written = np.inf
         self._gatherer = CellGatherer(fn, to_theta) if keep or self.format == "xdmf" else None
         pid = self.comm.bcast(os.getpid() if self.comm.rank == 0 else None, root=0)
         if self.format == "vtx":
@@ -399,8 +407,14 @@ class SnapshotWriter:
             raise RuntimeError(f"snapshots: {self.path.name} is closed")
         if self.format == "vtx":
             self._writer.write(float(t))
+            written = self.fn.x.array[: self.fn.function_space.dofmap.index_map.size_local
+                                      * self.fn.function_space.dofmap.index_map_bs]
         else:
-            self._writer.write_function(self._gatherer.dg0_function(), float(t))
+            cells = self._gatherer.dg0_function()
+            self._writer.write_function(cells, float(t))
+            written = cells.x.array
+        local = float(written.min()) if written.size else np.inf
+        self.min_written = min(self.min_written, self.comm.allreduce(local, op=MPI.MIN))
         if self.keep:
             values = self._gatherer.gather()
             if self.comm.rank == 0:
