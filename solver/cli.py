@@ -149,7 +149,7 @@ def _on_rank0(comm: MPI.Comm, action) -> None:
 def _check(args: argparse.Namespace) -> int:
     """``meanfield check CONFIG`` or ``meanfield check --explain [TOPIC]``."""
     if args.explain is not None:
-        from solver.config import explain
+        from solver.config_reference import explain
 
         print(explain(args.explain or None))
         return EXIT_OK
