@@ -24,6 +24,7 @@ import numpy as np
 
 from particle_check.compare import Comparison, CRBVCheck, Intervals
 from solver.io import RunDirectory
+from solver.plots import CMAP
 
 FIGURES = ("gap_vs_n.png", "alpha.png", "loss.png", "crbv.png", "comparison.png")
 FILES = ("comparison.csv", *FIGURES, "report.md")
@@ -134,7 +135,7 @@ def summarise(cmp: Comparison, boot: Intervals, crbv: CRBVCheck, picks: list[int
 # ---- figures ---------------------------------------------------------------------------
 
 def _colors(k: int) -> list:
-    return [plt.get_cmap("viridis")(v) for v in np.linspace(0.0, 0.9, max(k, 1))]
+    return [plt.get_cmap(CMAP)(v) for v in np.linspace(0.0, 0.9, max(k, 1))]
 
 
 def plot_gap_vs_n(ax, cmp: Comparison, boot: Intervals, picks: list[int]) -> None:

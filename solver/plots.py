@@ -23,6 +23,8 @@ from matplotlib import colors
 from matplotlib.collections import PolyCollection
 
 TWO_PI = 2 * np.pi
+#: The one colour map of every figure (densities, and the widths n in the report).
+CMAP = "viridis"
 Snapshot = tuple[float, np.ndarray, np.ndarray]
 
 
@@ -305,7 +307,9 @@ def plot_snapshots(path: str | os.PathLike, snapshots: Sequence[Snapshot], domai
     - anything else: by dimension, a graph for intervals, a coloured cell map for 2-D
       meshes, the marginal over theta_3 for 3-D meshes (hexahedra or tetrahedra).
     log: a logarithmic colour scale (values below 1e-6 of the largest are clipped);
-    axis_labels: the two axis names (or one for graphs); value_label: the colour bar's.
+    axis_labels: the parameter names (the first two name the axes, a third the one a 3-D
+    density is integrated over; the sphere keeps longitude and latitude); value_label: the
+    colour bar's.
     """
     if not snapshots:
         raise ValueError("plot_snapshots: no snapshots")
@@ -362,10 +366,10 @@ def plot_snapshots(path: str | os.PathLike, snapshots: Sequence[Snapshot], domai
         "sphere": ("longitude (deg)", "latitude (deg)"),
         "box3": ("theta_1", "theta_2"),
     }.get(kind, ("theta_1", "theta_2"))
-    labels = tuple(axis_labels) if axis_labels else labels
+    labels = tuple(axis_labels[:2]) if axis_labels and kind != "sphere" else labels
     fig, axes = plt.subplots(1, n, figsize=(3.2 * n + 1.0, 3.3), squeeze=False,
                              layout="constrained")
-    cmap = plt.get_cmap("viridis")
+    cmap = plt.get_cmap(CMAP)
     collection = None
     for ax, (t, cells, vals) in zip(axes[0], shapes, strict=True):
         collection = PolyCollection(cells, array=vals, cmap=cmap, norm=norm,
@@ -389,7 +393,8 @@ def plot_snapshots(path: str | os.PathLike, snapshots: Sequence[Snapshot], domai
         ax.set_title(f"t = {t:.4g}")
         ax.set_xlabel(labels[0])
     axes[0, 0].set_ylabel(labels[1])
-    bar_label = value_label if kind != "box3" else f"{value_label}, integrated over theta_3"
+    third = axis_labels[2] if axis_labels and len(axis_labels) > 2 else "theta_3"
+    bar_label = value_label if kind != "box3" else f"{value_label}, integrated over {third}"
     fig.colorbar(collection, ax=axes[0].tolist(), label=bar_label, shrink=0.9)
     fig.suptitle(domain_label)
     return _save(fig, path)

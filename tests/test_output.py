@@ -510,3 +510,16 @@ def test_a_run_stores_its_data_and_the_smallest_value_a_reader_sees(tmp_path, mo
     assert summary["min_rho"] >= 0
     assert summary["min_rho_written"] <= result.scheme.rho.x.array.min()  # the last snapshot
     assert summary["dissipation_identity_max_rel_defect"] < 1e-2
+
+
+def test_density_axes_carry_the_units_parameter_names(monkeypatch, tmp_path):
+    import solver.plots
+
+    figures = []
+    monkeypatch.setattr(solver.plots, "_save", lambda fig, path: figures.append(fig) or path)
+    rho = density(quads(MPI.COMM_SELF), 0)
+    polygons, values = gather_cell_values(rho)
+    plot_snapshots(tmp_path / "rho.png", [(0.0, polygons, values)], "box",
+                   axis_labels=("c", "a", "b"))
+    ax = figures[0].axes[0]
+    assert (ax.get_xlabel(), ax.get_ylabel()) == ("c", "a")

@@ -165,7 +165,8 @@ class RunWriter:
             plot_energy(self.run_dir.path / "energy.png", steps)
             if self.snapshots is not None:
                 plot_snapshots(self.run_dir.path / "density.png", self.snapshots.snapshots,
-                               type(self.problem.domain).__name__.lower())
+                               type(self.problem.domain).__name__.lower(),
+                               axis_labels=self.problem.unit.param_names)
         defect = dissipation_defects(steps)
         self.run_dir.write_json("summary.json", {
             "cells": result.cells,
