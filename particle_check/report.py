@@ -21,6 +21,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
+from matplotlib.ticker import NullFormatter
 
 from particle_check.compare import Comparison, CRBVCheck, Intervals
 from solver.io import RunDirectory
@@ -164,7 +165,9 @@ def plot_gap_vs_n(ax, cmp: Comparison, boot: Intervals, picks: list[int]) -> Non
         ax.set_ylim(shown.min() / 30, shown.max() * 3)
     ax.set(xlabel="n", ylabel="gap = RMS ‖f_n − f_t‖", title="gap vs width "
            f"(hollow: gap < {cmp.resolve_factor:g}× PDE error, dotted)")
-    ax.legend(fontsize=7)
+    ax.set_xticks(cmp.n, [str(n) for n in cmp.n])  # the widths, no crowded minor labels
+    ax.xaxis.set_minor_formatter(NullFormatter())
+    _legend(ax)
 
 
 def plot_alpha(ax, cmp: Comparison, boot: Intervals) -> None:
@@ -185,7 +188,7 @@ def plot_alpha(ax, cmp: Comparison, boot: Intervals) -> None:
     ax.axhline(0.5, color="k", ls=":", lw=1)
     ax.axhline(1.0, color="k", ls="--", lw=1)
     ax.set(xlabel="t", ylabel="α in gap ~ n^-α", title="fitted exponent α(t)")
-    ax.legend(fontsize=7)
+    _legend(ax)
 
 
 def plot_loss(ax, cmp: Comparison) -> None:
@@ -195,7 +198,7 @@ def plot_loss(ax, cmp: Comparison) -> None:
         ax.semilogy(cmp.times, m, color=color, label=f"n={n}")
         ax.fill_between(cmp.times, np.maximum(m - s, m * 1e-3), m + s, color=color, alpha=0.2)
     ax.set(xlabel="t", ylabel="loss", title="loss: PDE vs particles (mean ± sd over seeds)")
-    ax.legend(fontsize=7)
+    _legend(ax)
 
 
 def plot_loss_bias(ax, cmp: Comparison) -> None:
@@ -211,7 +214,7 @@ def plot_loss_bias(ax, cmp: Comparison) -> None:
         ax.set_yscale("log")
     ax.set(xlabel="t", ylabel="|L_n − L_pde|",
            title="loss bias |mean| (o: negative), dashed: its standard error")
-    ax.legend(fontsize=7)
+    _legend(ax)
 
 
 def plot_crbv(ax, cmp: Comparison, crbv: CRBVCheck) -> None:
@@ -229,7 +232,7 @@ def plot_crbv(ax, cmp: Comparison, crbv: CRBVCheck) -> None:
     ax.set(xlabel="t", ylabel="n · gap²",
            title=f"n·gap² ({100 * crbv.level:.0f}% band) vs MC(t); x: above MC, "
            "thin: unresolved")
-    ax.legend(fontsize=7)
+    _legend(ax)
 
 
 def plot_crbv_ratio(ax, cmp: Comparison, crbv: CRBVCheck) -> None:
@@ -245,7 +248,12 @@ def plot_crbv_ratio(ax, cmp: Comparison, crbv: CRBVCheck) -> None:
     if ratio.size and (ratio > 0).all():
         ax.set_yscale("log")
     ax.set(xlabel="t", ylabel="n · gap² / MC(t)", title="CRBV ratio (≤ 1 as n → ∞)")
-    ax.legend(fontsize=7)
+    _legend(ax)
+
+
+def _legend(ax) -> None:
+    """The legend beside the axes, never over a curve."""
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0)
 
 
 def _png(fig) -> bytes:
