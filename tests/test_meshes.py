@@ -11,8 +11,8 @@ from dolfinx import fem
 from dolfinx.io import XDMFFile
 from mpi4py import MPI
 
+from solver import mesh_files
 from solver.model.domain import Box, Circle, Cylinder, Disc, Sphere
-from solver.pde import meshes
 from solver.pde.meshes import build_mesh, check_mesh, load_mesh, read_mesh
 from tests.ranks import assert_ranks_agree
 
@@ -134,12 +134,12 @@ def test_named_meshes_load_onto_the_domain(name, domain, count, growth, area, le
 
 def test_every_shipped_level_is_listed_and_small():
     total = 0
-    for name in meshes.REFERENCE_MESHES:
-        levels = meshes.available_levels(name)
+    for name in mesh_files.REFERENCE_MESHES:
+        levels = mesh_files.available_levels(name)
         assert levels[:3] == [0, 1, 2], name
         for level in levels:
             for suffix in (".xdmf", ".h5"):
-                total += (meshes.MESH_DIR / f"{name}_{level}{suffix}").stat().st_size
+                total += (mesh_files.MESH_DIR / f"{name}_{level}{suffix}").stat().st_size
     assert total < 5 * 2**20
 
 
@@ -175,7 +175,7 @@ def test_read_mesh_xdmf_with_any_grid_name(tmp_path):
 
 def test_read_mesh_drops_zero_coordinates_of_a_flat_file():
     """The interval files store XY; a 1-D domain gets a mesh of geometric dimension 1."""
-    msh = read_mesh(MPI.COMM_SELF, meshes.MESH_DIR / "interval_1.xdmf", Box((0.0,), (1.0,)))
+    msh = read_mesh(MPI.COMM_SELF, mesh_files.MESH_DIR / "interval_1.xdmf", Box((0.0,), (1.0,)))
     assert msh.geometry.dim == 1 and cell_count(msh) == 16
     assert measure(msh) == pytest.approx(1.0, rel=1e-14)
 
