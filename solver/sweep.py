@@ -291,6 +291,11 @@ def collect(sweep: Sweep, metric: str = DEFAULT_METRIC) -> tuple[list[dict], lis
                           and isinstance(v, int | float) and not isinstance(v, bool)})
         raise SweepError(f"--metric {metric!r}: not in the run summaries; choose one of: "
                          f"{', '.join(k for k in numeric if k != 'index')}")
+    for row in finished:
+        if not isinstance(row.get(metric), int | float):
+            print(f"sweep collect: warning: run {row['index']} ({row['directory']}) is finished "
+                  f"but its summary has no value of {metric!r} ({row.get(metric)!r}); the "
+                  f"point is missing from sweep.png", file=sys.stderr)
     head = ["index", "directory", "status", *sweep.axes, metric]
     columns = list(dict.fromkeys([*head, *(k for r in rows for k in r)]))
     buf = io.StringIO()

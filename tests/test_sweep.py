@@ -111,6 +111,13 @@ def test_run_one_skip_finished_and_collect_lists_unfinished(tmp_path, capsys):
     assert rows[1]["pde_loss_final"] == ""
     assert float(rows[0]["time_s.total"]) == prov["timings_s"]["total"]
     assert (tmp_path / "out" / "sweep.png").stat().st_size > 0
+    # a finished run whose summary has no value of the metric: a warning naming it
+    summary["pde_loss_final"] = None
+    (run0 / "summary.json").write_text(json.dumps(summary))
+    capsys.readouterr()
+    assert meanfield(["sweep", "collect", str(grid), "--metric", "pde_loss_final"]) == 0
+    assert ("run 0 (000-unit.width=0.4) is finished but its summary has no value of "
+            "'pde_loss_final'") in capsys.readouterr().err
 
 
 def test_flatten_takes_the_final_exponent():
