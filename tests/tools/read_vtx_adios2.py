@@ -32,7 +32,7 @@ def main(path: str) -> None:
             rho = np.asarray(read["rho"]).ravel()
             size = areas(np.asarray(read["geometry"]), np.asarray(read["connectivity"]))
             rows.append({"t": float(np.ravel(read["step"])[0]), "mass": float(rho @ size),
-                         "min": float(rho.min()), "cells": int(len(size))})
+                         "min": float(rho.min()), "cells": len(size)})
     print(json.dumps(rows))
 
 
