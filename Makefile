@@ -1,12 +1,13 @@
 # The two commands of the README: `make main` (flagship example end to end)
-# and `make test` (ruff, the test suite serially, MPI-marked tests on 2 ranks).
+# and `make test` (ruff, the test suite serially, MPI-marked tests on 2 ranks, and the
+# suite again in a particle-only install without DOLFINx, whose PDE tests skip).
 SHELL := /bin/bash
 VENV := .venv
 PY := $(VENV)/bin/python
 export OPENBLAS_NUM_THREADS := 1
 export OMP_NUM_THREADS := 1
 
-.PHONY: setup main test gallery
+.PHONY: setup main test test-particles gallery
 
 setup:
 	scripts/bootstrap.sh
@@ -18,6 +19,12 @@ test: setup
 	$(VENV)/bin/ruff check .
 	$(PY) -m pytest -q
 	$(VENV)/bin/mpiexec -n 2 $(PY) -m pytest -q -m mpi -p no:cacheprovider
+	$(MAKE) test-particles
+
+# `pip install .` without the DOLFINx extra: the particle simulator, check, the comparison
+test-particles:
+	scripts/bootstrap.sh .venv-particles dev
+	.venv-particles/bin/python -m pytest -q -p no:cacheprovider
 
 # Every example at its default size, then their figures into docs/gallery/ (the sum of the wall times in the README gallery, about 15 min)
 gallery: setup

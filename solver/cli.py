@@ -119,6 +119,13 @@ def _command(args: argparse.Namespace) -> int:
 
     comm = MPI.COMM_WORLD
     _on_rank0(comm, lambda: check_resources(cfg, comm.size))
+    try:
+        import solver.pde.meshes  # noqa: F401 (DOLFINx, after the wheel's MPI when installed)
+    except ImportError as err:
+        raise ConfigError(f"meanfield {args.command} solves the PDE and needs DOLFINx ({err}); "
+                          "install it (pip install '.[dolfinx]', or conda/spack: "
+                          "docs/install.md); particles alone run from Python "
+                          "(particle_check.particles.simulate)") from None
     done = (cfg.output / "pde" if args.command == "pde" else cfg.output) / "summary.json"
     finished = comm.bcast(done.exists(), root=0)
     if finished and args.resume:

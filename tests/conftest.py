@@ -7,6 +7,7 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 import numpy as np
 import pytest
 
+import solver.pde  # noqa: F401 (the DOLFINx wheel's MPI first, when it is installed)
 from solver.model import density, quadrature, targets, units
 from solver.model.domain import Box
 from solver.model.problem import Problem

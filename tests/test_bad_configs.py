@@ -154,6 +154,7 @@ GOOD = [
 @pytest.mark.parametrize("changes", [g[1] for g in GOOD], ids=[g[0] for g in GOOD])
 def test_a_config_check_accepts_runs(tmp_path, capsys, changes):
     """What `check` accepts starts: the PDE, its error budget, particles and the report."""
+    pytest.importorskip("dolfinx", reason="needs DOLFINx")
     config = _write(tmp_path, {"problem.t_final": 0.02, "pde.outputs": 2,
                                "particles.n": [8, 16], **changes})
     assert main(["check", config]) == 0, capsys.readouterr().err

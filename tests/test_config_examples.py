@@ -8,6 +8,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
+pytest.importorskip("dolfinx", reason="needs DOLFINx (every example solves the PDE)")
 from mpi4py import MPI
 
 from particle_check.pipeline import prepare_run_dir, run_comparison

@@ -5,6 +5,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
+pytest.importorskip("dolfinx", reason="needs DOLFINx (every example solves the PDE)")
 from mpi4py import MPI
 
 from tests.conftest import load_example

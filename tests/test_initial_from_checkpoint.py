@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-pytest.importorskip("dolfinx_solver", reason="needs DOLFINx")
+pytest.importorskip("dolfinx", reason="needs DOLFINx")
 import h5py
 from mpi4py import MPI
 

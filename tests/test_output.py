@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-pytest.importorskip("dolfinx_solver", reason="needs DOLFINx")
+pytest.importorskip("dolfinx", reason="needs DOLFINx")
 import h5py
 from dolfinx import fem, mesh
 from mpi4py import MPI

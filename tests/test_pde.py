@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-pytest.importorskip("dolfinx_solver", reason="needs DOLFINx")
+pytest.importorskip("dolfinx", reason="needs DOLFINx")
 from mpi4py import MPI
 
 from solver.pde.implicit import FACTOR_GRID, step_factor

@@ -47,6 +47,7 @@ def test_a_failing_error_budget_run_does_not_fail_the_run(tmp_path, capsys):
     says why it has no PDE error estimate, in report.md and summary.json."""
     import json
 
+    pytest.importorskip("dolfinx", reason="needs DOLFINx")
     from solver.cli import main
     from solver.sweep import dump_toml
     from tests.conftest import tiny_run_config

@@ -107,7 +107,7 @@ def _assert_pde_run_equals(run: Path, whole) -> None:
 
 
 def test_sigterm_checkpoints_exits_75_and_resume_finishes_the_run(tmp_path, capsys):
-    pytest.importorskip("dolfinx_solver", reason="needs DOLFINx")
+    pytest.importorskip("dolfinx", reason="needs DOLFINx")
     config = write_config(tmp_path)
     run = tmp_path / "run"
     proc = meanfield("pde", config)
@@ -132,7 +132,7 @@ def test_sigterm_checkpoints_exits_75_and_resume_finishes_the_run(tmp_path, caps
 def test_sigkill_mid_write_leaves_the_previous_checkpoint_usable(tmp_path):
     """Checkpoints every step (most of the run's time is spent writing them): killed the
     moment a new checkpoint is being written, the previous one resumes to the result."""
-    pytest.importorskip("dolfinx_solver", reason="needs DOLFINx")
+    pytest.importorskip("dolfinx", reason="needs DOLFINx")
     config = write_config(tmp_path, t_final=0.1, every=1e-9)
     folder = tmp_path / "run" / "pde"
     for _ in range(3):  # until the kill lands inside a write (nearly always the first time)
@@ -157,7 +157,7 @@ def test_sigusr1_in_the_particle_ensemble_then_resume(tmp_path, capsys):
     """`meanfield run`, signalled while a particle task runs: the task's state is saved,
     exit 75; --resume reads back the finished PDE and finishes every task bit for bit;
     a finished run is neither overwritten (exit 3) nor resumed (a no-op)."""
-    pytest.importorskip("dolfinx_solver", reason="needs DOLFINx")
+    pytest.importorskip("dolfinx", reason="needs DOLFINx")
     from particle_check.particles import simulate
     from solver.config import load
 
@@ -200,7 +200,7 @@ def test_sigusr1_in_the_particle_ensemble_then_resume(tmp_path, capsys):
 def test_mpiexec_forwards_sigterm_and_two_ranks_resume_on_one(tmp_path):
     """SIGTERM to `mpiexec -n 2`: both ranks agree on the step, checkpoint and exit 75;
     resumed on one rank, the serial result to round-off."""
-    pytest.importorskip("dolfinx_solver", reason="needs DOLFINx")
+    pytest.importorskip("dolfinx", reason="needs DOLFINx")
     mpiexec = Path(sys.executable).with_name("mpiexec")
     if not mpiexec.exists():
         pytest.skip("no mpiexec beside the python")

@@ -16,10 +16,6 @@ def test_the_doc_has_its_two_examples():
 @pytest.mark.parametrize("index", range(len(BLOCKS)), ids=["callable_unit", "compare_report"])
 def test_a_python_block_of_the_docs_runs(index, tmp_path, monkeypatch, capsys):
     if index == 1:
-        try:
-            import dolfinx_solver  # noqa: F401 (the wheel's MPI before dolfinx, when present)
-        except ImportError:
-            pass
         pytest.importorskip("dolfinx", reason="needs DOLFINx")
     monkeypatch.chdir(tmp_path)
     namespace: dict = {}

@@ -6,7 +6,7 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-pytest.importorskip("dolfinx_solver", reason="needs DOLFINx")
+pytest.importorskip("dolfinx", reason="needs DOLFINx")
 import h5py
 from mpi4py import MPI
 

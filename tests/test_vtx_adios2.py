@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-pytest.importorskip("dolfinx_solver", reason="needs DOLFINx")
+pytest.importorskip("dolfinx", reason="needs DOLFINx")
 from mpi4py import MPI
 
 from solver.io import RunDirectory
