@@ -24,7 +24,14 @@ from typing import TYPE_CHECKING
 
 from solver import preemption, sweep
 from solver.config import RunConfig, load
-from solver.errors import EXIT_CODES, EXIT_OK, ConfigError, MeanfieldError, RunExistsError
+from solver.errors import (
+    EXIT_CODES,
+    EXIT_OK,
+    ConfigError,
+    MeanfieldError,
+    RunExistsError,
+    on_rank0,
+)
 from solver.io import RunDirectory
 from solver.resources import check_resources
 
@@ -118,7 +125,7 @@ def _command(args: argparse.Namespace) -> int:
     from particle_check.pipeline import prepare_run_dir
 
     comm = MPI.COMM_WORLD
-    _on_rank0(comm, lambda: check_resources(cfg, comm.size))
+    on_rank0(comm, lambda: check_resources(cfg, comm.size))
     try:
         import solver.pde.meshes  # noqa: F401 (DOLFINx, after the wheel's MPI when installed)
     except ImportError as err:
@@ -138,19 +145,6 @@ def _command(args: argparse.Namespace) -> int:
     run_dir = prepare_run_dir(cfg, args.config, comm, args.force)
     with preemption.handle_signals():
         return _run(args.command, cfg, run_dir, comm, args.resume)
-
-
-def _on_rank0(comm: MPI.Comm, action) -> None:
-    """``action()`` on rank 0; its MeanfieldError is raised on every rank (no rank waits)."""
-    error = None
-    if comm.rank == 0:
-        try:
-            action()
-        except MeanfieldError as err:
-            error = err
-    error = comm.bcast(error, root=0)
-    if error is not None:
-        raise error
 
 
 def _check(args: argparse.Namespace) -> int:

@@ -16,6 +16,8 @@ table (also in the README and ``meanfield --help``):
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 EXIT_OK = 0
 
 
@@ -84,6 +86,20 @@ class Preempted(MeanfieldError):
     label = "pre-empted"
     meaning = "pre-empted: the state is checkpointed, requeue with --resume"
     hint = "continue with --resume"
+
+
+def on_rank0(comm, action: Callable[[], object]) -> None:
+    """``action()`` on rank 0; its MeanfieldError is raised on every rank, so that no rank
+    waits in a collective for one that failed. Collective."""
+    error = None
+    if comm.rank == 0:
+        try:
+            action()
+        except MeanfieldError as err:
+            error = err
+    error = comm.bcast(error, root=0)
+    if error is not None:
+        raise error
 
 
 #: Every exit code with its meaning, for --help, the README and the tests.

@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from solver.config import parse, read_toml
-from solver.errors import ConfigError, Preempted
+from solver.errors import ConfigError, Preempted, on_rank0
 from solver.io import RunDirectory
 
 #: The summary metric ``collect`` plots by default: the exponent alpha at the final time.
@@ -379,19 +379,6 @@ def run_sweep(sweep: Sweep, only: int | None, run_options: list[str]) -> int:
     return 1 if failed else 0
 
 
-def _on_rank0(comm, action) -> None:
-    """Call ``action()`` on rank 0; its SweepError is raised on every rank."""
-    error = None
-    if comm.rank == 0:
-        try:
-            action()
-        except SweepError as err:
-            error = err
-    error = comm.bcast(error, root=0)
-    if error is not None:
-        raise error
-
-
 def _collect_and_print(sweep: Sweep, metric: str) -> None:
     rows, unfinished = collect(sweep, metric)
     print(f"sweep: {len(rows) - len(unfinished)} of {len(rows)} runs finished; "
@@ -419,8 +406,8 @@ def main(action: str, grid: Path, only: int | None = None, metric: str = DEFAULT
                           "only `sweep run` passes options on to `meanfield run`")
     sweep = expand(grid)
     if action == "collect":
-        _on_rank0(comm, lambda: _collect_and_print(sweep, metric))
+        on_rank0(comm, lambda: _collect_and_print(sweep, metric))
         return 0
     if action == "plan" or only is None:
-        _on_rank0(comm, lambda: _plan_and_print(sweep))
+        on_rank0(comm, lambda: _plan_and_print(sweep))
     return run_sweep(sweep, only, run_options) if action == "run" else 0
