@@ -137,6 +137,12 @@ def _coerce(value: Any, kind: str) -> Any:
     raise AssertionError(kind)
 
 
+def _plain_name(name: str) -> bool:
+    """A name that stays inside runs/ as runs/<name>: no separators, not . or .."""
+    return bool(name) and name not in (".", "..") and all(
+        c.isalnum() or c in "-_." for c in name)
+
+
 def _finite(v: Any) -> bool:
     return all(math.isfinite(x) for x in (v if isinstance(v, list) else [v]))
 
@@ -300,7 +306,9 @@ def _initial(t: _Table, dim: int, base: Path) -> density.Density:
     means = t.get("means", "a list of lists of numbers")
     stds = t.get("stds", "a list of lists of numbers", check=lambda s: all(map(_positive, s)),
                  allowed="positive numbers")
-    probs = t.get("weights", nums, [1.0] * len(means))
+    probs = t.get("weights", nums, [1.0 / len(means)] * len(means),
+                  check=lambda w: all(v >= 0 for v in w) and abs(sum(w) - 1) <= 1e-9,
+                  allowed="numbers >= 0 summing to 1 (one per mean)")
     if len(stds) != len(means):
         raise ConfigError(f"{t.field('stds')}: need one std list per mean ({len(means)})")
     return _build(t, lambda: density.GaussianMixture(
@@ -427,7 +435,10 @@ def parse(raw: dict[str, Any], base: Path = Path(".")) -> RunConfig:
     """
     errors = _Errors()
     top = _Table(raw, "")
-    name = errors.read(lambda: top.get("name", "a string", "run")) or "run"
+    name = errors.read(lambda: top.get(
+        "name", "a string", "run", check=lambda v: _plain_name(v),
+        allowed="a run name of letters, digits, '-', '_', '.' (no path: set output for "
+                "that)")) or "run"
     output = Path(errors.read(lambda: top.get("output", "a string", f"runs/{name}"))
                   or f"runs/{name}")
 

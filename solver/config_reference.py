@@ -16,7 +16,8 @@ REQ = "required"
 #: topic -> (one-line description, {key: (type, default, meaning)})
 TOPICS: dict[str, tuple[str, dict[str, tuple[str, str, str]]]] = {
     "config": ("Top level of a config file.", {
-        "name": ("string", '"run"', "run name (also the default run directory runs/<name>)"),
+        "name": ("string of letters, digits, - _ .", '"run"',
+                 "run name (also the default run directory runs/<name>)"),
         "output": ("string", '"runs/<name>"', "run directory"),
     }),
     "problem": ("The dynamics: d rho/dt = div(rho grad Psi) + (1/beta) Laplace rho.", {
@@ -146,7 +147,7 @@ TOPICS: dict[str, tuple[str, dict[str, tuple[str, str, str]]]] = {
         "kind": ('"mixture"', REQ, ""),
         "means": ("list of lists of k numbers", REQ, "the means"),
         "stds": ("list of lists of k numbers > 0", REQ, "one std list per mean"),
-        "weights": ("list of numbers", "equal", "mixture weights"),
+        "weights": ("list of numbers >= 0 summing to 1", "equal", "mixture weights"),
     }),
     "initial.uniform_sphere": ("rho_0 uniform on the sphere domain.", {
         "kind": ('"uniform_sphere"', REQ, ""),
