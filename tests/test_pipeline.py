@@ -66,3 +66,22 @@ def test_a_failing_error_budget_run_does_not_fail_the_run(tmp_path, capsys):
     assert "outflow" in budget["no_estimate_reason"]
     report = (tmp_path / "run" / "report.md").read_text()
     assert "no PDE error estimate (the coarser run (fv, cells [4, 4]) failed" in report
+
+
+def test_the_error_budget_is_floored_at_round_off(monkeypatch):
+    """Two runs that agree to round-off (at t = 0 they start from the same density) give a
+    PDE error of ROUND_OFF ||f_t||, not 1e-17, so gap / PDE error stays meaningful."""
+    import numpy as np
+
+    pytest.importorskip("dolfinx", reason="needs DOLFINx")
+    from particle_check import pipeline
+    from solver.config import load
+    from solver.pde.solve import PDEResult
+
+    cfg = load(EXAMPLE)
+    f = np.ones((2, cfg.problem.data.size))
+    fine = PDEResult(np.array([0.0, 1.0]), f, *(np.ones(2),) * 3)
+    coarse = PDEResult(fine.times, f + np.array([[1e-17], [1e-3]]), *(np.ones(2),) * 3)
+    monkeypatch.setattr("solver.pde.solve.solve", lambda *a, **k: coarse)
+    budget = pipeline.pde_error(cfg, fine, MPI.COMM_SELF)
+    np.testing.assert_allclose(budget.f_error, [pipeline.ROUND_OFF, 1e-3])
