@@ -94,7 +94,7 @@ def coarse_settings(settings: PDESettings) -> PDESettings | None:
     return None
 
 
-#: The floor of the PDE error estimate, relative to ||f_t|| (and MC(t)): below it the
+#: The floor of the PDE error estimate, relative to max_t ||f_t|| (and MC): below it the
 #: difference of the two runs is round-off (2e-17 at t = 0 on the flagship, where both
 #: start from the same density), which must not make gap / PDE error look meaningful.
 ROUND_OFF = 1000 * np.finfo(float).eps
@@ -113,7 +113,7 @@ class ErrorBudget:
 
 def pde_error(cfg: RunConfig, fine: PDEResult, comm: MPI.Comm) -> ErrorBudget:
     """The error budget: the coarse run's error, an upper estimate of the fine run's own,
-    floored at ``ROUND_OFF`` relative (2.2e-13).
+    floored at ``ROUND_OFF`` (2.2e-13) of the largest ||f_t||.
     A coarse run that cannot be made or fails (e.g. mass leaving the coarser mesh) gives no
     estimate and the reason, never an error: the fine run is good. Collective."""
     from solver.pde.solve import solve
@@ -126,10 +126,10 @@ def pde_error(cfg: RunConfig, fine: PDEResult, comm: MPI.Comm) -> ErrorBudget:
     except (MeanfieldError, ValueError) as err:  # e.g. too few cells, outflow when coarser
         return ErrorBudget(missing=f"the coarser run ({_describe(coarse)}) failed: {err}")
     weights = cfg.problem.data.weights
-    size = np.sqrt((fine.f**2) @ weights)
-    error = np.sqrt(((fine.f - other.f) ** 2) @ weights)
+    size = np.sqrt((fine.f**2) @ weights).max()  # round-off is relative to the run's f, not
+    error = np.sqrt(((fine.f - other.f) ** 2) @ weights)  # to an f_t that is ~0 (t = 0)
     return ErrorBudget(np.maximum(error, ROUND_OFF * size),
-                       np.maximum(np.abs(fine.mc - other.mc), ROUND_OFF * np.abs(fine.mc)))
+                       np.maximum(np.abs(fine.mc - other.mc), ROUND_OFF * np.abs(fine.mc).max()))
 
 
 def _describe(settings: PDESettings) -> str:
