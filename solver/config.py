@@ -1,7 +1,9 @@
 """TOML config -> Problem and run settings, validated before any work starts.
 
 Every error is a ConfigError naming the field (``section.key``), the value given
-and what is allowed. The layout (see examples/*.toml):
+and what is allowed; ``parse`` reports the errors of all sections at once. Every key of
+every kind: docs/config.md, generated from ``solver/config_reference.py`` (a test keeps it
+and this reader in step). The layout (see examples/*.toml):
 
     name, output            top level: run name, run directory
     [problem]               t_final, beta (inf = noiseless), lambda
