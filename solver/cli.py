@@ -18,6 +18,7 @@ Exit codes (solver/errors.py):
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -126,6 +127,7 @@ def _command(args: argparse.Namespace) -> int:
 
     comm = MPI.COMM_WORLD
     on_rank0(comm, lambda: check_resources(cfg, comm.size))
+    on_rank0(comm, lambda: _check_output(cfg.output))
     try:
         import solver.pde.meshes  # noqa: F401 (DOLFINx, after the wheel's MPI when installed)
     except ImportError as err:
@@ -145,6 +147,21 @@ def _command(args: argparse.Namespace) -> int:
     run_dir = prepare_run_dir(cfg, args.config, comm, args.force)
     with preemption.handle_signals():
         return _run(args.command, cfg, run_dir, comm, args.resume)
+
+
+def _check_output(output: Path) -> None:
+    """The run directory can be made and written (output / --output)."""
+    if output.exists() and not output.is_dir():
+        raise ConfigError(f"output: {output} is a file, not a directory; give a directory "
+                          f"(--output DIR)")
+    try:
+        output.mkdir(parents=True, exist_ok=True)
+        probe = output / f".write-test-{os.getpid()}"
+        probe.touch()
+        probe.unlink()
+    except OSError as err:
+        raise ConfigError(f"output: cannot write the run directory {output}: {err.strerror}; "
+                          f"give a writable directory (--output DIR)") from None
 
 
 def _check(args: argparse.Namespace) -> int:

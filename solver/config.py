@@ -557,9 +557,16 @@ def read_toml(path: str | Path, what: str = "config file") -> dict[str, Any]:
     not valid TOML (``what``: how the message calls the file)."""
     path = Path(path)
     try:
-        return tomllib.loads(path.read_text())
+        return tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise ConfigError(f"{what} {str(path)!r} does not exist") from None
+    except IsADirectoryError:
+        raise ConfigError(f"{what} {str(path)!r} is a directory; give the TOML file") from None
+    except UnicodeDecodeError as err:
+        raise ConfigError(f"{what} {str(path)!r} is not UTF-8 text (byte {err.start}); a config "
+                          f"is a TOML text file") from None
+    except OSError as err:
+        raise ConfigError(f"{what} {str(path)!r} cannot be read: {err.strerror}") from None
     except tomllib.TOMLDecodeError as err:
         raise ConfigError(f"{path}: not valid TOML: {err}") from err
 

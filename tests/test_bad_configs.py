@@ -96,6 +96,7 @@ BAD = [
                                          "stds": [[0.5, 0.5], [0.5, 0.5]],
                                          "weights": [0.5, 0.7]}},
      "initial.weights: got [0.5, 0.7]; expected numbers >= 0 summing to 1"),
+    ("width-underflows", {"unit.width": 1e-300}, "width must be >= 1e-150"),
     ("missing-unit", {"unit": DELETE}, "[unit]: missing section"),
     ("missing-domain", {"domain": DELETE}, "[domain]: missing section"),
     ("section-not-table", {"unit": 3}, "unit: expected a table"),
@@ -165,3 +166,27 @@ def test_a_config_check_accepts_runs(tmp_path, capsys, changes):
     assert main(["check", config]) == 0, capsys.readouterr().err
     assert main(["run", config, "--no-progress"]) == 0, capsys.readouterr().err
     assert (tmp_path / "run" / "summary.json").is_file()
+
+
+@pytest.mark.parametrize("what, text", [
+    ("binary", "is not UTF-8 text"), ("directory", "is a directory; give the TOML file"),
+    ("missing", "does not exist"), ("not toml", "not valid TOML")])
+def test_a_config_file_that_is_not_a_toml_text_is_a_named_error(tmp_path, capsys, what, text):
+    path = tmp_path / "c.toml"
+    if what == "binary":
+        path.write_bytes(b"\xff\xfe\x00 not text")
+    elif what == "directory":
+        path.mkdir()
+    elif what == "not toml":
+        path.write_text("[unit\nkind = ")
+    for command in ("check", "pde"):
+        assert main([command, str(path)]) == ConfigError.exit_code
+        assert text in capsys.readouterr().err
+
+
+def test_an_output_that_is_a_file_is_a_named_error(tmp_path, capsys):
+    config = _write(tmp_path, {})
+    output = tmp_path / "taken"
+    output.write_text("not a directory")
+    assert main(["pde", config, "--output", str(output)]) == ConfigError.exit_code
+    assert "output: " in capsys.readouterr().err and output.read_text() == "not a directory"

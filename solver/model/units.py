@@ -88,6 +88,15 @@ def _positive_float(value: object, what: str) -> float:
     return float(value)
 
 
+def _width(value: object, what: str) -> float:
+    """A width w > 0 whose 1/w^2 (in every exponent) is a finite float: w >= 1e-150."""
+    w = _positive_float(value, what)
+    if not w >= 1e-150:
+        raise ValueError(f"{what} must be >= 1e-150 (1/width^2 must be a finite float), "
+                         f"got {value!r}")
+    return w
+
+
 def _indexed(symbol: str, count: int) -> tuple[str, ...]:
     """("a",) for one component, ("a_1", ..., "a_count") for more."""
     return (symbol,) if count == 1 else tuple(f"{symbol}_{j + 1}" for j in range(count))
@@ -250,7 +259,7 @@ class RBFUnit(Unit):
 
     def __init__(self, d: int, width: float) -> None:
         super().__init__("rbf", _positive_int(d, "unit 'rbf': d") + 1, d)
-        self.width = _positive_float(width, "unit 'rbf': width")
+        self.width = _width(width, "unit 'rbf': width")
 
     @property
     def param_names(self) -> tuple[str, ...]:
@@ -313,7 +322,7 @@ class CircleRBFUnit(Unit):
 
     def __init__(self, width: float) -> None:
         super().__init__("circle_rbf", 2, 1)
-        self.width = _positive_float(width, "unit 'circle_rbf': width")
+        self.width = _width(width, "unit 'circle_rbf': width")
 
     @property
     def param_names(self) -> tuple[str, ...]:
