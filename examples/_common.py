@@ -4,11 +4,13 @@ Each example is run as ``python examples/<name>.py [--size small|default] [--out
 [--force] [--no-progress]``, writes everything to its own run directory
 (``runs/<name>`` by default) and ends by writing ``summary.json`` there (last, so a run
 without it did not finish) and ``gallery.png``, the figure the README's gallery shows.
+An example that needs DOLFINx stops at once, with a config error, in an install without it.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import shutil
 import sys
@@ -16,7 +18,7 @@ from pathlib import Path
 
 from mpi4py import MPI
 
-from solver.errors import MeanfieldError, RunExistsError
+from solver.errors import ConfigError, MeanfieldError, RunExistsError
 from solver.io import RunDirectory
 from solver.provenance import provenance
 
@@ -35,11 +37,22 @@ def parse_args(doc: str, argv: list[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def open_run(name: str, args: argparse.Namespace,
-             comm: MPI.Comm = MPI.COMM_WORLD) -> RunDirectory:
+def dolfinx_available() -> bool:
+    """Whether DOLFINx is installed (the wheel's or one's own; docs/install.md)."""
+    import solver.pde  # noqa: F401 (the DOLFINx wheel's MPI first, when it is installed)
+
+    return importlib.util.find_spec("dolfinx") is not None
+
+
+def open_run(name: str, args: argparse.Namespace, comm: MPI.Comm = MPI.COMM_WORLD, *,
+             needs_dolfinx: bool = True) -> RunDirectory:
     """The example's run directory, with provenance.json; a finished run (one with a
     summary.json) is refused unless --force, which clears a previous run directory (one
-    holding a provenance.json), so that no earlier particle task is reused."""
+    holding a provenance.json), so that no earlier particle task is reused. An example
+    that ``needs_dolfinx`` raises ConfigError without it, before any work."""
+    if needs_dolfinx and not dolfinx_available():
+        raise ConfigError(f"{name} solves a PDE and needs DOLFINx; install it (pip install "
+                          "'.[dolfinx]', or conda/spack: docs/install.md)")
     path = args.output if args.output is not None else RUNS / name
     summary = path / "summary.json"
     finished = comm.bcast(summary.exists() if comm.rank == 0 else None, root=0)

@@ -57,8 +57,6 @@ from particle_check.particles import simulate
 from solver.model import density, functionals, quadrature, targets, units
 from solver.model.domain import Box
 from solver.model.problem import Problem
-from solver.pde.output import gather_cell_values
-from solver.pde.solve import solve
 from solver.settings import PDESettings
 
 
@@ -170,6 +168,9 @@ def pde_density(t: float, size: Size) -> tuple[np.ndarray, np.ndarray]:
         edges = np.linspace(0.0, R_MAX, size.cells + 1)
         mids = 0.5 * (edges[1:] + edges[:-1])
         return edges, RadialChi(D, R0).pdf(mids[:, None])
+    from solver.pde.output import gather_cell_values  # DOLFINx only when the PDE runs
+    from solver.pde.solve import solve
+
     problem = reduced_problem(t)
     result = solve(problem, pde_settings(size, False), comm=MPI.COMM_SELF)
     polygons, values = gather_cell_values(result.scheme.rho, problem.domain)
@@ -180,6 +181,9 @@ def pde_density(t: float, size: Size) -> tuple[np.ndarray, np.ndarray]:
 
 def solve_pde(size: Size, progress: bool) -> dict:
     """The reduced PDE on one rank: risk, classification error, p(r) at the snapshots."""
+    from solver.pde.output import gather_cell_values  # DOLFINx only when the PDE runs
+    from solver.pde.solve import solve
+
     start = time.perf_counter()
     problem = reduced_problem(size.t_final)
     result = solve(problem, pde_settings(size, progress), comm=MPI.COMM_SELF)

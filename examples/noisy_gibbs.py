@@ -99,11 +99,10 @@ def histogram_z(z: np.ndarray, weights: np.ndarray, edges: np.ndarray) -> np.nda
 # --- main ----------------------------------------------------------------------------------
 
 def main(argv: list[str] | None = None) -> None:
-    from solver.pde.solve import solve  # DOLFINx only when the PDE runs
-
     args = _common.parse_args(__doc__, argv)
     comm = MPI.COMM_WORLD
     run_dir = _common.open_run("noisy_gibbs", args, comm)
+    from solver.pde.solve import solve  # DOLFINx only when the PDE runs (checked above)
     size = SIZES[args.size]
     p = problem()
 

@@ -27,7 +27,8 @@ Part B, d = 2 (the PDE is solvable): x = (cos phi, sin phi) on the circle, z an 
 (the unit ``circle_rbf``, c exp((cos(phi - z) - 1) / w^2) = c exp(-|x - z|^2 / (2 w^2)) for
 unit vectors), F a trigonometric polynomial of degree 3, scaled to rms 1 (A = 1, w = 0.5);
 rho(c, z) on the cylinder [-6, 6] x S^1 (DG2) against particle ensembles, through the
-project's comparison pipeline (its report lands in <output>/circle).
+project's comparison pipeline (its report lands in <output>/circle). Without DOLFINx (a
+particle-only install, docs/install.md) Part B is skipped and the outputs say so.
 
 Outputs: gallery.png, loss_vs_n.csv, part_a.npz, report.md, circle/ (the PDE-vs-particles
 report), summary.json.
@@ -201,6 +202,19 @@ def gallery(run_dir: RunDirectory, size: Size, taus: np.ndarray, results: dict,
            title="A: long-time loss vs n (90% bootstrap)")
     ax.legend(fontsize=8)
     ax = axes[2]
+    if circle is None:
+        ax.text(0.5, 0.5, "B: skipped (needs DOLFINx)", ha="center", va="center")
+        ax.set_axis_off()
+    else:
+        circle_panel(ax, circle)
+    fig.suptitle("Continuous 3-spin model (Rotskoff & Vanden-Eijnden): RBF networks")
+    fig.tight_layout()
+    fig.savefig(run_dir.path / "gallery.png", dpi=110)
+    plt.close(fig)
+
+
+def circle_panel(ax, circle: dict) -> None:
+    """Part B's alpha(t) with its bootstrap band."""
     rows = [r for r in circle["alpha"] if r["alpha"] is not None]
     t = np.array([r["t"] for r in rows])
     ax.plot(t, [r["alpha"] for r in rows], "k-", label="alpha(t), gap ~ n^-alpha")
@@ -211,10 +225,27 @@ def gallery(run_dir: RunDirectory, size: Size, taus: np.ndarray, results: dict,
     ax.set(xlabel="t", ylabel="alpha",
            title="B: circle, ||f_n - f_PDE|| vs n (PDE on the cylinder)")
     ax.legend(fontsize=8)
-    fig.suptitle("Continuous 3-spin model (Rotskoff & Vanden-Eijnden): RBF networks")
-    fig.tight_layout()
-    fig.savefig(run_dir.path / "gallery.png", dpi=110)
-    plt.close(fig)
+
+
+def part_b_summary(size: Size, circle: dict | None) -> dict:
+    """summary.json's part_b (``circle`` None: Part B was skipped)."""
+    if circle is None:
+        return {"skipped": "needs DOLFINx"}
+    last = circle["alpha"][-1]
+    return {"n": list(size.circle_n), "seeds": size.circle_seeds,
+            "t_final": size.circle_t_final, "cells": size.circle_cells,
+            "alpha_final": last["alpha"], "alpha_final_lo": last["lo"],
+            "alpha_final_hi": last["hi"], "crbv": circle["crbv"]["verdict"]}
+
+
+def part_b_line(circle: dict | None) -> str:
+    """report.md's line on Part B."""
+    if circle is None:
+        return "Skipped: needs DOLFINx (docs/install.md)."
+    last = circle["alpha"][-1]
+    return (f"gap ||f_n - f_PDE|| ~ n^-alpha at t = {last['t']:g}: alpha = {last['alpha']:.2f} "
+            f"[{last['lo']:.2f}, {last['hi']:.2f}]; CRBV: {circle['crbv']['verdict']}. "
+            "Full report: [circle/report.md](circle/report.md).")
 
 
 # --- main -------------------------------------------------------------------------------
@@ -224,7 +255,7 @@ def main(argv: list[str] | None = None) -> None:
     args = _common.parse_args(__doc__, argv)
     comm = MPI.COMM_WORLD
     size = SIZES[args.size]
-    run_dir = _common.open_run("three_spin", args)
+    run_dir = _common.open_run("three_spin", args, needs_dolfinx=False)
     start = time.perf_counter()
 
     # Part A: particles in d = 25.
@@ -234,12 +265,17 @@ def main(argv: list[str] | None = None) -> None:
     part_a_time = comm.allreduce(time.perf_counter() - start, MPI.MAX)
 
     # Part B: the circle, PDE vs particles, written to <output>/circle.
-    circle_dir = RunDirectory(run_dir.path / "circle", writer=comm.rank == 0)
-    cfg = circle_config(size, circle_expression(np.random.default_rng(SEED)),
-                        str(circle_dir.path))
-    if args.no_progress:
-        cfg = replace(cfg, pde=replace(cfg.pde, progress=False))
-    circle = run_comparison(cfg, circle_dir, comm)
+    circle = None
+    if _common.dolfinx_available():
+        circle_dir = RunDirectory(run_dir.path / "circle", writer=comm.rank == 0)
+        cfg = circle_config(size, circle_expression(np.random.default_rng(SEED)),
+                            str(circle_dir.path))
+        if args.no_progress:
+            cfg = replace(cfg, pde=replace(cfg.pde, progress=False))
+        circle = run_comparison(cfg, circle_dir, comm)
+    elif comm.rank == 0:
+        print("three_spin: Part B (the PDE on the circle) skipped: needs DOLFINx "
+              "(docs/install.md)", file=sys.stderr)
     wall = comm.allreduce(time.perf_counter() - start, MPI.MAX)
     if comm.rank != 0:
         _common.finish(run_dir, {}, comm)
@@ -258,7 +294,6 @@ def main(argv: list[str] | None = None) -> None:
                       loss=np.array([[results[(n, s)]["loss"] for s in range(size.seeds)]
                                      for n in widths]))
     gallery(run_dir, size, taus, results, fit, circle)
-    last = circle["alpha"][-1]
     summary = {
         "part_a": {
             "d": D, "M": M, "width": D ** -0.25, "amplitude": amplitude,
@@ -268,12 +303,7 @@ def main(argv: list[str] | None = None) -> None:
             "alpha": fit[0], "alpha_lo": fit[1], "alpha_hi": fit[2], "level": LEVEL,
             "wall_time": part_a_time,
         },
-        "part_b": {
-            "n": list(size.circle_n), "seeds": size.circle_seeds,
-            "t_final": size.circle_t_final, "cells": size.circle_cells,
-            "alpha_final": last["alpha"], "alpha_final_lo": last["lo"],
-            "alpha_final_hi": last["hi"], "crbv": circle["crbv"]["verdict"],
-        },
+        "part_b": part_b_summary(size, circle),
         "wall_time": wall,
     }
     lines = [
@@ -285,10 +315,7 @@ def main(argv: list[str] | None = None) -> None:
             widths, final.mean(axis=1), test_loss.mean(axis=1), strict=True)),
         "", f"Fit L ~ n^-alpha: alpha = {fit[0]:.2f}, {LEVEL:.0%} bootstrap interval "
         f"[{fit[1]:.2f}, {fit[2]:.2f}] over {size.seeds} seeds per width.", "",
-        "## B: the circle, PDE vs particles", "",
-        f"gap ||f_n - f_PDE|| ~ n^-alpha at t = {last['t']:g}: alpha = {last['alpha']:.2f} "
-        f"[{last['lo']:.2f}, {last['hi']:.2f}]; CRBV: {circle['crbv']['verdict']}. "
-        "Full report: [circle/report.md](circle/report.md).", "",
+        "## B: the circle, PDE vs particles", "", part_b_line(circle), "",
         "![gallery](gallery.png)",
     ]
     run_dir.write_text("report.md", "\n".join(lines) + "\n")
