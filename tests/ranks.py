@@ -15,11 +15,31 @@ each comparison's ratio to the tolerance).
 """
 
 import os
+from pathlib import Path
 
 import numpy as np
+import pytest
 
 #: Relative to each quantity's largest value over the run.
 RANKS_RTOL = 1e-12
+
+
+def shared_dir(comm, tmp_path: Path) -> Path:
+    """Rank 0's tmp_path on every rank (each pytest process has its own)."""
+    return Path(comm.bcast(str(tmp_path), root=0))
+
+
+def on_root(comm, check) -> None:
+    """Run check() on rank 0 and fail on every rank if it fails (no rank waits forever)."""
+    error = None
+    if comm.rank == 0:
+        try:
+            check()
+        except Exception as exc:  # AssertionError included
+            error = f"rank 0: {type(exc).__name__}: {exc}"
+    error = comm.bcast(error, root=0)
+    if error:
+        pytest.fail(error)
 
 
 def assert_ranks_agree(actual, expected, what: str, rtol: float = RANKS_RTOL,

@@ -24,8 +24,7 @@ from solver.model.cell_density import CellDensity
 from solver.model.domain import Box
 from solver.pde.checkpoint import load_checkpoint, write_checkpoint
 from solver.pde.solve import make_scheme, solve
-from tests.ranks import assert_ranks_agree, assert_runs_agree
-from tests.test_output import on_root, shared_dir
+from tests.ranks import assert_ranks_agree, assert_runs_agree, on_root, shared_dir
 
 P_FLOOR = 1e-4  # a correct sampler fails the chi-square test with probability 1e-4
 FIRST = """

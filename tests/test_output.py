@@ -35,6 +35,7 @@ from solver.plots import (
     plot_snapshots,
 )
 from solver.settings import PDESettings
+from tests.ranks import on_root, shared_dir
 
 GHOST = mesh.GhostMode.shared_facet
 PNG = b"\x89PNG\r\n\x1a\n"
@@ -57,24 +58,6 @@ def density(msh, degree=0):
     else:
         rho.interpolate(lambda x: np.exp(-x[0] ** 2 - 2 * x[1] ** 2) + 0.3 * x[0] * x[1] ** 2)
     return rho
-
-
-def shared_dir(comm, tmp_path: Path) -> Path:
-    """Rank 0's tmp_path on every rank (each pytest process has its own)."""
-    return Path(comm.bcast(str(tmp_path), root=0))
-
-
-def on_root(comm, check) -> None:
-    """Run check() on rank 0 and fail on every rank if it fails (no rank waits forever)."""
-    error = None
-    if comm.rank == 0:
-        try:
-            check()
-        except Exception as exc:  # AssertionError included
-            error = f"rank 0: {type(exc).__name__}: {exc}"
-    error = comm.bcast(error, root=0)
-    if error:
-        pytest.fail(error)
 
 
 def leftovers(directory: Path) -> list[str]:

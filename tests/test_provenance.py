@@ -13,7 +13,7 @@ from solver.cli import main as meanfield
 from solver.io import RunDirectory
 from solver.provenance import PhaseTimer, finish_provenance, git_state, provenance
 from solver.settings import ParticleSettings
-from tests.test_output import on_root, shared_dir
+from tests.ranks import on_root, shared_dir
 from tests.test_sweep import TINY
 
 
@@ -75,6 +75,7 @@ def test_finish_adds_timings_and_keeps_the_record(tmp_path):
 def test_run_directory_records_how_it_was_made(tmp_path):
     """meanfield run (any number of ranks): config copy, provenance with the MPI size,
     the seeds and the wall time of each phase."""
+    pytest.importorskip("dolfinx", reason="needs DOLFINx")
     comm = MPI.COMM_WORLD
     folder = shared_dir(comm, tmp_path)
     config = folder / "tiny.toml"

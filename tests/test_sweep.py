@@ -11,8 +11,8 @@ from solver import sweep
 from solver.cli import main as meanfield
 from solver.config import parse
 from tests.conftest import tiny_run_config
+from tests.ranks import on_root, shared_dir
 from tests.test_config import EXAMPLE
-from tests.test_output import on_root, shared_dir
 
 TINY = tiny_run_config("runs/tiny")
 
@@ -85,6 +85,7 @@ def test_missing_base_and_unknown_metric(tmp_path):
 
 
 def test_run_one_skip_finished_and_collect_lists_unfinished(tmp_path, capsys):
+    pytest.importorskip("dolfinx", reason="needs DOLFINx")
     grid = write_grid(tmp_path, '"unit.width" = [0.4, 0.6]', output=str(tmp_path / "out"))
     assert meanfield(["sweep", "run", str(grid), "--only", "0"]) == 2  # not planned yet
     assert "sweep plan" in capsys.readouterr().err
