@@ -1,5 +1,6 @@
-"""Every config example (examples/*.toml) runs end to end at a small size, so none can rot:
-the PDE, the error-budget run, the particle ensemble and the report."""
+"""Every config example (examples/*.toml) passes `meanfield check` (DOLFINx or not) and runs
+end to end at a small size, so none can rot: the PDE, the error-budget run, the particle
+ensemble and the report."""
 
 import json
 import tomllib
@@ -8,11 +9,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
-pytest.importorskip("dolfinx", reason="needs DOLFINx (every example solves the PDE)")
 from mpi4py import MPI
 
 from particle_check.pipeline import prepare_run_dir, run_comparison
+from solver.cli import main as meanfield
 from solver.config import parse
 
 EXAMPLES = sorted((Path(__file__).resolve().parent.parent / "examples").glob("*.toml"))
@@ -28,9 +28,16 @@ def small(raw: dict, output: Path) -> dict:
     return raw
 
 
+@pytest.mark.parametrize("example", EXAMPLES, ids=[p.stem for p in EXAMPLES])
+def test_config_example_passes_check(example, capsys):
+    assert meanfield(["check", str(example)]) == 0, capsys.readouterr().err
+    assert capsys.readouterr().out.startswith(tomllib.loads(example.read_text())["name"])
+
+
 @pytest.mark.mpi
 @pytest.mark.parametrize("example", EXAMPLES, ids=[p.stem for p in EXAMPLES])
 def test_config_example_runs_at_a_small_size(example, tmp_path):
+    pytest.importorskip("dolfinx", reason="needs DOLFINx")
     comm = MPI.COMM_WORLD
     output = Path(comm.bcast(str(tmp_path) if comm.rank == 0 else None, root=0)) / "run"
     cfg = parse(small(tomllib.loads(example.read_text()), output), example.parent)

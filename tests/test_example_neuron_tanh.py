@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-pytest.importorskip("dolfinx", reason="needs DOLFINx (every example solves the PDE)")
+pytest.importorskip("dolfinx", reason="needs DOLFINx (the example solves a PDE)")
 from mpi4py import MPI
 
 from tests.conftest import load_example
