@@ -127,7 +127,6 @@ def _command(args: argparse.Namespace) -> int:
 
     comm = MPI.COMM_WORLD
     on_rank0(comm, lambda: check_resources(cfg, comm.size))
-    on_rank0(comm, lambda: _check_output(cfg.output))
     try:
         import solver.pde.meshes  # noqa: F401 (DOLFINx, after the wheel's MPI when installed)
     except ImportError as err:
@@ -135,6 +134,7 @@ def _command(args: argparse.Namespace) -> int:
                           "install it (pip install '.[dolfinx]', or conda/spack: "
                           "docs/install.md); particles alone run from Python "
                           "(particle_check.particles.simulate)") from None
+    on_rank0(comm, lambda: _check_output(cfg.output))
     done = (cfg.output / "pde" if args.command == "pde" else cfg.output) / "summary.json"
     finished = comm.bcast(done.exists(), root=0)
     if finished and args.resume:
