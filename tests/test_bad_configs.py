@@ -185,6 +185,7 @@ def test_a_config_file_that_is_not_a_toml_text_is_a_named_error(tmp_path, capsys
 
 
 def test_an_output_that_is_a_file_is_a_named_error(tmp_path, capsys):
+    pytest.importorskip("dolfinx", reason="needs DOLFINx (checked before the output)")
     config = _write(tmp_path, {})
     output = tmp_path / "taken"
     output.write_text("not a directory")
