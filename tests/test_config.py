@@ -116,6 +116,7 @@ def test_petsc_options_from_config_and_command_line(tmp_path):
     assert dict(cfg.pde.petsc) == {"ksp_type": "gmres", "ksp_rtol": "1e-12"}
     implicit = _set("pde.integrator", "implicit")
     implicit["pde"]["scheme"] = "fv"
+    del implicit["pde"]["degree"]  # a dg key: with fv it is an error, not ignored
     assert parse(implicit).pde.integrator == "implicit"
     with pytest.raises(ConfigError, match=r"implicit.*fv"):
         parse(_set("pde.integrator", "implicit"))  # the flagship's scheme is dg
