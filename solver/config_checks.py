@@ -15,6 +15,8 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from solver.errors import ConfigError
 from solver.mesh_files import inspect_mesh_file, reference_mesh_path
 from solver.model.cell_density import CellDensity
@@ -89,11 +91,53 @@ def mesh_fits(settings: PDESettings, domain: Domain) -> PDESettings:
         reference_mesh_path(domain, settings.mesh, settings.level)
     if settings.mesh_file is not None:
         path = Path(settings.mesh_file)
-        inspect_mesh_file(path)
+        vertices = inspect_mesh_file(path)
+        if vertices is not None:
+            _spans_domain(vertices, domain, path)
         if path.suffix.lower() == ".msh" and importlib.util.find_spec("gmsh") is None:
             raise ConfigError(f"pde.mesh_file: reading the gmsh file {path} needs the gmsh "
                               f"Python module: pip install gmsh (or write the mesh as XDMF)")
     return settings
+
+
+#: How far the vertices of an inscribed polygon may stay inside a curved boundary, relative
+#: to its radius (1 - cos(pi/5) for a pentagon); flat boundaries: 1e-9 of the extent.
+CURVED_SLACK = 0.3
+
+
+def _bounds(domain: Domain) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(lower, upper, slack) of the domain in mesh coordinates."""
+    if isinstance(domain, Box):
+        lo, hi = np.array(domain.lower, float), np.array(domain.upper, float)
+        return lo, hi, 1e-9 * (hi - lo)
+    if isinstance(domain, Disc):
+        c = np.array(domain.center, float)
+        return c - domain.radius, c + domain.radius, np.full(2, CURVED_SLACK * domain.radius)
+    if isinstance(domain, Cylinder):
+        span = domain.upper - domain.lower
+        return (np.array([domain.lower, -1, -1.0]), np.array([domain.upper, 1, 1.0]),
+                np.array([1e-9 * span, CURVED_SLACK, CURVED_SLACK]))
+    n = domain.embedding_dim  # circle, sphere: the unit circle or sphere
+    return -np.ones(n), np.ones(n), np.full(n, CURVED_SLACK)
+
+
+def _spans_domain(vertices: np.ndarray, domain: Domain, path: Path) -> None:
+    """A mesh file is used as it is (a reference mesh is mapped onto the domain): its
+    vertices must span the domain's extent, coordinate by coordinate."""
+    want = domain.embedding_dim
+    extra = vertices[:, want:]
+    if vertices.shape[1] < want or (extra.size and np.abs(extra).max() > 0):
+        raise ConfigError(f"pde.mesh_file: {path} has vertices in R^{vertices.shape[1]}, the "
+                          f"{domain.describe()} is meshed in R^{want}")
+    lo, hi, slack = _bounds(domain)
+    got_lo, got_hi = vertices[:, :want].min(axis=0), vertices[:, :want].max(axis=0)
+    if np.any(np.abs(got_lo - lo) > slack) or np.any(np.abs(got_hi - hi) > slack):
+        def box(a, b):
+            return " x ".join(f"[{x:.4g}, {y:.4g}]" for x, y in zip(a, b, strict=True))
+        raise ConfigError(f"pde.mesh_file: {path} spans {box(got_lo, got_hi)}, but the "
+                          f"{domain.describe()} spans {box(lo, hi)} in mesh coordinates; a "
+                          f"mesh file is used as it is (pde.mesh is mapped onto the domain): "
+                          f"mesh the domain itself")
 
 
 def check_particle_steps(v: dict[str, Any]) -> None:

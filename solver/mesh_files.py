@@ -69,18 +69,19 @@ def reference_mesh_path(domain, name: str, level: int, directory: Path | str = M
     return path
 
 
-def inspect_mesh_file(path: Path | str) -> None:
-    """ValueError naming pde.mesh_file and what is wrong, or nothing."""
+def inspect_mesh_file(path: Path | str) -> np.ndarray | None:
+    """ValueError naming pde.mesh_file and what is wrong; else the vertex coordinates of an
+    XDMF file (None for gmsh)."""
     path = Path(path)
     if not path.is_file():
         raise ValueError(f"{FIELD}: no file {path}")
     suffix = path.suffix.lower()
     if suffix == ".xdmf":
-        _inspect_xdmf(path)
-    elif suffix == ".msh":
+        return _inspect_xdmf(path)
+    if suffix == ".msh":
         _inspect_msh(path)
-    else:
-        raise ValueError(f"{FIELD}: {path} is neither XDMF (.xdmf) nor gmsh (.msh)")
+        return None
+    raise ValueError(f"{FIELD}: {path} is neither XDMF (.xdmf) nor gmsh (.msh)")
 
 
 def _inspect_xdmf(path: Path) -> None:
@@ -101,6 +102,7 @@ def _inspect_xdmf(path: Path) -> None:
                          f"{len(geometry)}")
     if not np.all(np.isfinite(geometry)):
         raise ValueError(f"{FIELD}: {path}: the geometry holds non-finite coordinates")
+    return geometry.reshape(len(geometry), -1)
 
 
 def _data(path: Path, element: ET.Element, what: str) -> np.ndarray:

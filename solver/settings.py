@@ -76,8 +76,8 @@ class PDESettings:
             raise ValueError(f"pde.snapshots: must be >= 0, got {self.snapshots}")
         if not self.max_step > 0:
             raise ValueError(f"pde.max_step: must be > 0, got {self.max_step}")
-        if any(int(c) != c or c < 1 for c in self.cells):
-            raise ValueError(f"pde.cells: need positive integers, got {list(self.cells)}")
+        if any(int(c) != c or c < 0 for c in self.cells):  # 0: the icosphere's level 0
+            raise ValueError(f"pde.cells: need integers >= 0, got {list(self.cells)}")
         if self.level < 0:
             raise ValueError(f"pde.level: must be >= 0, got {self.level}")
         if self.compress_rtol is not None and not 0 < self.compress_rtol < 1:
