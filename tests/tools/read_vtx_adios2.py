@@ -1,40 +1,101 @@
 """Read a DOLFINx VTX file (rho.bp) with the ADIOS2 Python bindings alone, as ParaView's
-reader does, and print per step: t, the mass sum_K rho_K |K| of the cell data, min rho.
+reader does, and print per step (JSON): t, the number of cells, the mass int rho recomputed
+from the geometry and connectivity read, and the smallest value read.
 
-Runs in its own environment (``pip install adios2 numpy``): PyPI's adios2 cannot live beside
-the DOLFINx wheel's vendored ADIOS2. Cells are quadrilaterals or triangles in VTK order
-(counter-clockwise), planar: |K| from the triangles (p0, p_i, p_i+1).
+Runs in its own environment (``scripts/adios2_venv.sh``: adios2 + numpy): PyPI's adios2
+cannot live beside the DOLFINx wheel's vendored ADIOS2.
+
+Cells are flat quadrilaterals (parallelograms) or triangles in VTK order (corners first,
+counter-clockwise), in R^2 or R^3:
+
+- cell data (DG0/FV): mass = sum_K rho_K |K|;
+- point data (DG_k on the discontinuous Lagrange mesh, VTK_LAGRANGE_*): on each cell the
+  nodes' reference coordinates (xi, eta) come from the affine map of the corners, the
+  nodal values are interpolated by the polynomials of Q_k (quads, (k+1)^2 nodes) or P_k
+  (triangles, (k+1)(k+2)/2 nodes), and the interpolant is integrated exactly
+  (int xi^a eta^b = 1/((a+1)(b+1)) on the unit square, a! b!/(a+b+2)! on the triangle).
 """
 
 import json
+import re
 import sys
+from math import factorial, isqrt
 
 import adios2
 import numpy as np
 
 
-def areas(geometry: np.ndarray, connectivity: np.ndarray) -> np.ndarray:
-    cells = connectivity[:, 1:]
-    p = geometry[cells]  # (cells, vertices, 3)
-    total = np.zeros(len(cells))
+def _affine(points: np.ndarray, corners: int) -> tuple[np.ndarray, np.ndarray]:
+    """Reference coordinates (cells, nodes, 2) of every node and |det J| (cells,) of the
+    affine map x = p0 + xi e1 + eta e2 (quads: e2 = p3 - p0; triangles: e2 = p2 - p0)."""
+    p0 = points[:, 0]
+    e1 = points[:, 1] - p0
+    e2 = points[:, 3 if corners == 4 else 2] - p0
+    J = np.stack([e1, e2], axis=2)  # (cells, gdim, 2)
+    ref = np.linalg.pinv(J) @ (points - p0[:, None]).transpose(0, 2, 1)  # (cells, 2, nodes)
+    back = p0[:, None] + (J @ ref).transpose(0, 2, 1)
+    size = np.abs(points - p0[:, None]).max()
+    if np.abs(back - points).max() > 1e-10 * max(size, 1.0):
+        sys.exit("read_vtx_adios2: a cell is not affine (a parallelogram or a triangle)")
+    return ref.transpose(0, 2, 1), np.linalg.norm(np.cross(
+        np.pad(e1, ((0, 0), (0, 3 - e1.shape[1]))), np.pad(e2, ((0, 0), (0, 3 - e2.shape[1])))),
+        axis=1)
+
+
+def _exponents(nodes: int) -> tuple[list[tuple[int, int]], int]:
+    """Monomial exponents (a, b) of Q_k or P_k for a Lagrange cell with this many nodes,
+    and the number of corners."""
+    k = isqrt(nodes) - 1
+    if (k + 1) ** 2 == nodes and nodes >= 4:
+        return [(a, b) for a in range(k + 1) for b in range(k + 1)], 4
+    k = next((k for k in range(1, 10) if (k + 1) * (k + 2) // 2 == nodes), None)
+    if k is None:
+        sys.exit(f"read_vtx_adios2: cells of {nodes} nodes are not Q_k quads or P_k triangles")
+    return [(a, b) for a in range(k + 1) for b in range(k + 1 - a)], 3
+
+
+def point_data_mass(geometry: np.ndarray, cells: np.ndarray, rho: np.ndarray) -> float:
+    """int of the Lagrange interpolant of the nodal values over every cell."""
+    exps, corners = _exponents(cells.shape[1])
+    ref, det = _affine(geometry[cells], corners)
+    V = np.stack([ref[..., 0] ** a * ref[..., 1] ** b for a, b in exps], axis=2)
+    coeff = np.linalg.solve(V, rho[cells][..., None])[..., 0]  # (cells, monomials)
+    if corners == 4:
+        moments = np.array([1.0 / ((a + 1) * (b + 1)) for a, b in exps])
+    else:
+        moments = np.array([factorial(a) * factorial(b) / factorial(a + b + 2)
+                            for a, b in exps])
+    return float(det @ (coeff @ moments))
+
+
+def cell_data_mass(geometry: np.ndarray, cells: np.ndarray, rho: np.ndarray) -> float:
+    """sum_K rho_K |K|, |K| from the triangles (p0, p_i, p_i+1) of the corners."""
+    p = np.pad(geometry, ((0, 0), (0, 3 - geometry.shape[1])))[cells]
+    area = np.zeros(len(cells))
     for i in range(1, cells.shape[1] - 1):
-        total += 0.5 * np.linalg.norm(np.cross(p[:, i] - p[:, 0], p[:, i + 1] - p[:, 0]), axis=1)
-    return total
+        area += 0.5 * np.linalg.norm(np.cross(p[:, i] - p[:, 0], p[:, i + 1] - p[:, 0]), axis=1)
+    return float(rho @ area)
 
 
-def main(path: str) -> None:
+def main(path: str, name: str = "rho") -> None:
     rows = []
     with adios2.FileReader(path) as f:
-        steps = f.available_variables()["step"]["AvailableStepsCount"]
-        for s in range(int(steps)):
-            read = {name: f.read(name, step_selection=[s, 1])
-                    for name in ("step", "geometry", "connectivity", "rho")}
-            rho = np.asarray(read["rho"]).ravel()
-            size = areas(np.asarray(read["geometry"]), np.asarray(read["connectivity"]))
-            rows.append({"t": float(np.ravel(read["step"])[0]), "mass": float(rho @ size),
-                         "min": float(rho.min()), "cells": len(size)})
+        xml = str(f.available_attributes()["vtk.xml"]["Value"])
+        block = re.search(r"<CellData>(.*?)</CellData>", xml, re.S)
+        cell_data = block is not None and f'Name="{name}"' in block.group(1)
+        steps = int(f.available_variables()["step"]["AvailableStepsCount"])
+        for s in range(steps):
+            read = {v: np.asarray(f.read(v, step_selection=[s, 1]))
+                    for v in ("step", "geometry", "connectivity", name)}
+            cells = read["connectivity"][:, 1:]
+            rho = read[name].ravel()
+            mass = (cell_data_mass if cell_data else point_data_mass)(
+                read["geometry"], cells, rho)
+            rows.append({"t": float(read["step"].ravel()[0]), "cells": len(cells),
+                         "data": "cell" if cell_data else "point", "mass": mass,
+                         "min": float(rho.min())})
     print(json.dumps(rows))
 
 
 if __name__ == "__main__":
-    main(sys.argv[1])
+    main(*sys.argv[1:])
