@@ -211,7 +211,7 @@ INITIAL = {s.kind: s for s in (
             map(finite, rows)),
             allowed="lists of finite numbers", size="k"),
         Key("stds", "a list of lists of numbers", "one std list per mean",
-            check=lambda s: all(map(finite_positive, s)), allowed="positive numbers",
+            check=lambda s: all(map(finite_positive, s)), allowed="lists of positive numbers",
             size="k"),
         Key("weights", "a list of numbers", "mixture weights, one per mean", None,
             check=lambda w: non_negative(w) and abs(sum(w) - 1) <= 1e-9,

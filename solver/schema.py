@@ -63,6 +63,8 @@ class Key:
         if self.choices:
             return " | ".join(f'"{c}"' for c in self.choices)
         text = self.allowed or self.type
+        if self.allowed and self.type.startswith("a list"):
+            text = f"a list of {self.allowed}"
         if self.size:
             text += f" ({self.size} of them)" if "list of lists" not in self.type else (
                 f" (rows of {self.size})")

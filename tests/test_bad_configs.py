@@ -4,6 +4,7 @@ Then the other side: configs `check` accepts start (first PDE steps and particle
 
 import copy
 import tomllib
+from pathlib import Path
 
 import pytest
 
@@ -26,6 +27,15 @@ def _set(raw, dotted, value):
 
 
 DELETE = object()
+CYLINDER_MESH = Path(__file__).resolve().parent.parent / "meshes" / "cylinder_0.xdmf"
+SPHERE = {"unit": {"kind": "fixed_output_neuron", "dim": 3, "activation": "relu"},
+          "data": {"kind": "sphere_product", "n": 3},
+          "target": {"kind": "expression", "expression": "x0"},
+          "domain": {"kind": "sphere"}, "initial": {"kind": "uniform_sphere"}}
+CIRCLE = {"unit": {"kind": "circle_bump", "width": 0.5}, "target": {"kind": "teacher",
+                                                                    "theta": [[0.5]]},
+          "domain": {"kind": "circle"}, "initial": {"kind": "gaussian", "mean": [0.0],
+                                                    "std": [0.5]}}
 
 #: (id, {dotted key: value}, text the message must hold)
 BAD = [
@@ -103,6 +113,44 @@ BAD = [
     ("missing-unit", {"unit": DELETE}, "[unit]: missing section"),
     ("missing-domain", {"domain": DELETE}, "[domain]: missing section"),
     ("section-not-table", {"unit": 3}, "unit: expected a table"),
+    ("unit-kind-missing", {"unit.kind": DELETE}, "unit.kind: missing; expected a string"),
+    ("neuron-activation", {"unit": {"kind": "neuron", "dim": 1, "activation": "gelu"}},
+     "unit.activation: got 'gelu'; allowed: tanh, relu"),
+    ("initial-mean-nan", {"initial.mean": [float("nan"), 0.0]}, "initial.mean: got [nan, 0.0]"),
+    ("pde-cfl-nan", {"pde.cfl": float("nan")}, "pde.cfl: got nan; expected 0 < cfl <= 1"),
+    ("domain-bound-inf", {"domain.lower": float("-inf")},
+     "domain.lower: got -inf; expected a finite number"),
+    ("particles-batch-float", {"particles.batch": 2.5}, "particles.batch: got 2.5"),
+    ("data-key-of-another-law", {"data": {"kind": "monte_carlo", "law": "gaussian", "points": 8,
+                                          "mean": [0.0], "std": 1.0, "lower": [0.0]}},
+     "data.lower: unknown key; allowed here: kind, law, mean, points, seed, std"),
+    ("data-wrong-dimension", {"data": {"kind": "gauss_legendre", "lower": [0.0, 0.0],
+                                       "upper": [1.0, 1.0], "n": 4}},
+     "data.lower: got [0.0, 0.0]; expected 1 numbers, one per data dimension"),
+    ("pde-cylinder-around-2", {"pde.cells": [8, 2]},
+     "pde.cells: got [8, 2]; a mesh of the cylinder"),
+    ("pde-degree-with-fv", {"pde.degree": 2}, 'pde.degree: got 2; the degree is for scheme = "dg"'),
+    ("pde-level-without-mesh", {"pde.level": 1}, "pde.level: got 1; a level is for a reference"),
+    ("pde-mesh-file-wrong-extent", {"pde.cells": DELETE, "pde.mesh_file": str(CYLINDER_MESH)},
+     "pde.mesh_file: " + str(CYLINDER_MESH) + " spans [0, 1] x [-1, 1] x [-1, 1], but the "
+     "cylinder c in [-5.0, 5.0]"),
+    ("pde-mesh-file-not-a-mesh-format", {"pde.cells": DELETE, "pde.mesh_file": "bad.toml"},
+     "pde.mesh_file: "),
+    ("pde-petsc-not-a-table", {"pde.petsc": "gmres"}, "pde.petsc: got 'gmres'; expected a table"),
+    ("pde-box-of-4-parameters", {
+        "unit": {"kind": "neuron", "dim": 2, "activation": "tanh"},
+        "data": {"kind": "gauss_legendre", "lower": [-1.0, -1.0], "upper": [1.0, 1.0], "n": 3},
+        "target": {"kind": "expression", "expression": "x0 * x1"},
+        "domain": {"kind": "box", "lower": [-3.0] * 4, "upper": [3.0] * 4},
+        "initial": {"kind": "gaussian", "mean": [0.0] * 4, "std": [0.5] * 4},
+        "pde.cells": [2, 2, 2, 2]}, "pde: the PDE meshes boxes of 1 to 3 parameters"),
+    ("pde-sphere-level-9", {**SPHERE, "pde.cells": [9]}, "pde.cells: got [9]; a mesh of the"),
+    ("pde-circle-2-edges", {**CIRCLE, "pde.cells": [2]}, "pde.cells: got [2]; a mesh of the"),
+    ("sgd-on-tabulated-data", {"data": {"kind": "file", "path": "data.csv"},
+                               "target": {"kind": "data"}, "particles.batch": 4},
+     "particles.batch: online SGD needs y at fresh samples"),
+    ("teacher-coefficients-nan", {"target.coefficients": [float("nan"), 1.0]},
+     "target.coefficients: got [nan, 1.0]"),
 ]
 
 
@@ -112,6 +160,7 @@ def _write(tmp_path, changes) -> str:
     for key, value in changes.items():
         _set(raw, key, value)
     (tmp_path / "garbage.xdmf").write_bytes(b"\x00\xff not xml")
+    (tmp_path / "data.csv").write_text("x0,y\n0.1,1.0\n0.3,2.0\n")
     path = tmp_path / "bad.toml"
     path.write_text(dump_toml(raw))
     return str(path)
@@ -136,6 +185,18 @@ def test_every_problem_of_a_config_is_reported_at_once(tmp_path, capsys):
     assert "4 problems:" in err
     for field in ("problem.t_final", "initial.std", "pde.cfl", "particles.seeds"):
         assert f"\n  {field}: " in err
+
+
+def test_problems_of_sections_that_depend_on_a_broken_one_are_reported_too(tmp_path, capsys):
+    """A broken [unit] leaves k unknown: the other sections' own keys are still judged."""
+    config = _write(tmp_path, {"unit.kind": "resnet", "initial.std": "wide", "pde.cfl": 2.0,
+                               "domain.lower": "low", "particles.n": [0], "pde.cell": [4]})
+    assert main(["check", config]) == ConfigError.exit_code
+    err = capsys.readouterr().err
+    assert "6 problems:" in err, err
+    for text in ("unit.kind: got 'resnet'", "initial.std: got 'wide'", "pde.cfl: got 2.0",
+                 "domain.lower: got 'low'", "particles.n: got [0]", "pde.cell: unknown key"):
+        assert f"\n  {text}" in err, (text, err)
 
 
 def test_the_battery_is_large_enough():
