@@ -54,8 +54,8 @@ def _exponents(nodes: int) -> tuple[list[tuple[int, int]], int]:
     return [(a, b) for a in range(k + 1) for b in range(k + 1 - a)], 3
 
 
-def point_data_mass(geometry: np.ndarray, cells: np.ndarray, rho: np.ndarray) -> float:
-    """int of the Lagrange interpolant of the nodal values over every cell."""
+def point_data_mass(geometry: np.ndarray, cells: np.ndarray, rho: np.ndarray) -> np.ndarray:
+    """int_K of the Lagrange interpolant of the nodal values, per cell."""
     exps, corners = _exponents(cells.shape[1])
     ref, det = _affine(geometry[cells], corners)
     V = np.stack([ref[..., 0] ** a * ref[..., 1] ** b for a, b in exps], axis=2)
@@ -65,19 +65,39 @@ def point_data_mass(geometry: np.ndarray, cells: np.ndarray, rho: np.ndarray) ->
     else:
         moments = np.array([factorial(a) * factorial(b) / factorial(a + b + 2)
                             for a, b in exps])
-    return float(det @ (coeff @ moments))
+    return det * (coeff @ moments)
 
 
-def cell_data_mass(geometry: np.ndarray, cells: np.ndarray, rho: np.ndarray) -> float:
-    """sum_K rho_K |K|, |K| from the triangles (p0, p_i, p_i+1) of the corners."""
+def cell_data_mass(geometry: np.ndarray, cells: np.ndarray, rho: np.ndarray) -> np.ndarray:
+    """rho_K |K| per cell, |K| from the triangles (p0, p_i, p_i+1) of the corners."""
     p = np.pad(geometry, ((0, 0), (0, 3 - geometry.shape[1])))[cells]
     area = np.zeros(len(cells))
     for i in range(1, cells.shape[1] - 1):
         area += 0.5 * np.linalg.norm(np.cross(p[:, i] - p[:, 0], p[:, i + 1] - p[:, 0]), axis=1)
-    return float(rho @ area)
+    return rho * area
+
+
+def read_step(f: adios2.FileReader, s: int, name: str, cell_data: bool
+              ) -> tuple[float, int, np.ndarray, np.ndarray, np.ndarray]:
+    """t, the number of blocks (one per writing rank), and per cell of every block: its
+    centroid, int_K rho and the smallest value of rho on it."""
+    blocks = len(f.all_blocks_info("connectivity")[s])
+    t, centroids, masses, mins = 0.0, [], [], []
+    for b in range(blocks):
+        read = {v: np.asarray(f.read(v, step_selection=[s, 1], block_id=b))
+                for v in ("step", "geometry", "connectivity", name)}
+        t = float(read["step"].ravel()[0])
+        geometry, cells, rho = read["geometry"], read["connectivity"][:, 1:], read[name].ravel()
+        mass = cell_data_mass if cell_data else point_data_mass
+        masses.append(mass(geometry, cells, rho))
+        mins.append(rho if cell_data else rho[cells].min(axis=1))
+        centroids.append(geometry[cells].mean(axis=1))
+    return t, blocks, np.concatenate(centroids), np.concatenate(masses), np.concatenate(mins)
 
 
 def main(path: str, name: str = "rho") -> None:
+    """A parallel run writes each rank's cells, ghosts included, as one block: a cell read
+    twice (same centroid) counts once."""
     rows = []
     with adios2.FileReader(path) as f:
         xml = str(f.available_attributes()["vtk.xml"]["Value"])
@@ -85,15 +105,12 @@ def main(path: str, name: str = "rho") -> None:
         cell_data = block is not None and f'Name="{name}"' in block.group(1)
         steps = int(f.available_variables()["step"]["AvailableStepsCount"])
         for s in range(steps):
-            read = {v: np.asarray(f.read(v, step_selection=[s, 1]))
-                    for v in ("step", "geometry", "connectivity", name)}
-            cells = read["connectivity"][:, 1:]
-            rho = read[name].ravel()
-            mass = (cell_data_mass if cell_data else point_data_mass)(
-                read["geometry"], cells, rho)
-            rows.append({"t": float(read["step"].ravel()[0]), "cells": len(cells),
-                         "data": "cell" if cell_data else "point", "mass": mass,
-                         "min": float(rho.min())})
+            t, blocks, centroids, masses, mins = read_step(f, s, name, cell_data)
+            scale = 1e-9 * max(np.abs(centroids).max(), 1.0)
+            _, first = np.unique(np.round(centroids / scale), axis=0, return_index=True)
+            rows.append({"t": t, "cells": len(first), "blocks": blocks,
+                         "data": "cell" if cell_data else "point",
+                         "mass": float(masses[first].sum()), "min": float(mins[first].min())})
     print(json.dumps(rows))
 
 
