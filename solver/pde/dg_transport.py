@@ -558,6 +558,22 @@ class DGTransport:
             boundary_outflow=self._sum(outflow),
         )
 
+    def energy_rate(self) -> float:
+        """dE/dt of the semi-discrete scheme now (no time error, no limiter):
+
+            dE/dt = sum_m w_m (f_m - y_m) df_m + lam sum_q r_q W_q L_q,
+            df_m = sum_q s(x_m; theta_q) W_q L_q,  L_q = L(rho)(theta_q) at the Gauss points.
+
+        It differs from -``dissipation`` by the scheme's O(h^{k+1}) inconsistency (grad Psi
+        of the CG_{k+1} interpolant, the upwind facet terms), not by any time error."""
+        rate = self._cell_values(self.rate()) @ self._BT[:, : self._nq]
+        w = (rate * self.W).reshape(-1)
+        local = self.S.forward(w)
+        df = np.empty_like(local)
+        self.comm.Allreduce(local, df, MPI.SUM)
+        pen = self._sum(self.problem.lam * (w @ self._r)) if self.problem.lam else 0.0
+        return float(functionals.residual_weights(self.problem, self.f) @ df) + pen
+
     def mc_variance(self) -> float:
         """MC = sum_m w_m (int s^2 rho - f^2) at the current state (cell Gauss rule)."""
         local = self.S.forward_squared(self._weights())
