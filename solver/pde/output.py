@@ -52,7 +52,8 @@ STEP_COLUMNS: dict[str, tuple[str, str]] = {
     "energy": ("1", "free energy E = loss + lam int r rho (+ (1/beta) int rho log rho)"),
     "loss": ("1", "loss 1/2 sum_m w_m (f(x_m) - y_m)^2"),
     "mass": ("1", "total mass int rho dtheta (1 at t = 0)"),
-    "min_rho": ("1/theta^k", "minimum of the density over the degrees of freedom"),
+    "min_rho": ("1/theta^k", "minimum of the density where the scheme keeps it >= 0: FV the "
+                "cell values, DG the limiter points (Gauss points of every cell and facet)"),
     "dissipation": ("1/t", "discrete int |grad Psi|^2 rho, -dE/dt of the semi-discrete scheme"),
     "dEdt": ("1/t", "finite difference (E_n - E_{n-1}) / dt_n over the step"),
     "boundary_outflow": ("1/t", "int_boundary rho (-grad Psi . n)^+ ds, the flux the wall stops"),
@@ -378,10 +379,13 @@ class SnapshotWriter:
             raise ValueError(f"snapshots: {self.path.name!r} must end in .bp (VTX) or .xdmf")
         self.keep = keep
         self.snapshots: list[tuple[float, np.ndarray, np.ndarray]] = []
-        #: The smallest value written, what a reader sees: DG nodal values in VTX (a
-        #: limited DG density is >= 0 at its quadrature points, not at every node), cell
-        #: averages in XDMF.
+        #: The smallest value written, what a reader sees (``written`` says which values:
+        #: a limited DG density is >= 0 at its quadrature points, not at every node).
         self.min_written = np.inf
+        dg0 = fn.function_space.dofmap.list.shape[1] == 1
+        self.written = ("cell values" if dg0 else
+                        "nodal values of the DG element (point data)" if self.format == "vtx"
+                        else "cell averages")
         self._gatherer = CellGatherer(fn, to_theta) if keep or self.format == "xdmf" else None
         pid = self.comm.bcast(os.getpid() if self.comm.rank == 0 else None, root=0)
         if self.format == "vtx":
