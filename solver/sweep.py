@@ -293,9 +293,11 @@ def collect(sweep: Sweep, metric: str = DEFAULT_METRIC) -> tuple[list[dict], lis
                          f"{', '.join(k for k in numeric if k != 'index')}")
     for row in finished:
         if not isinstance(row.get(metric), int | float):
+            why = (f"it is {row[metric]!r}" if metric in row
+                   else "the key is missing from summary.json")
             print(f"sweep collect: warning: run {row['index']} ({row['directory']}) is finished "
-                  f"but its summary has no value of {metric!r} ({row.get(metric)!r}); the "
-                  f"point is missing from sweep.png", file=sys.stderr)
+                  f"but its summary has no value of {metric!r} ({why}); the point is missing "
+                  f"from sweep.png", file=sys.stderr)
     head = ["index", "directory", "status", *sweep.axes, metric]
     columns = list(dict.fromkeys([*head, *(k for r in rows for k in r)]))
     buf = io.StringIO()

@@ -121,6 +121,36 @@ def test_run_one_skip_finished_and_collect_lists_unfinished(tmp_path, capsys):
             "'pde_loss_final'") in capsys.readouterr().err
 
 
+def test_collect_warns_for_a_finished_run_without_the_metric(tmp_path, capsys):
+    """Fabricated summaries (no DOLFINx): a finished run lacking the metric, or holding null,
+    is named with the metric on stderr; the others are still collected and plotted."""
+    grid = write_grid(tmp_path, '"unit.width" = [0.3, 0.5, 0.7, 0.9]',
+                      output=str(tmp_path / "out"))
+    plan = sweep.expand(grid)
+    sweep.plan(plan)
+    summaries = [{"pde_loss_final": 0.25, "seeds": 2}, {"seeds": 2},
+                 {"pde_loss_final": None, "seeds": 2}, None]   # run 3 started, not finished
+    for run, summary in zip(plan.runs, summaries, strict=True):
+        (run.directory / "provenance.json").write_text(json.dumps({"timings_s": {"total": 1}}))
+        if summary is not None:
+            (run.directory / "summary.json").write_text(json.dumps(summary))
+    capsys.readouterr()
+    rows, unfinished = sweep.collect(plan, "pde_loss_final")
+    err = capsys.readouterr().err.splitlines()
+    assert [r.index for r in unfinished] == [3]
+    assert [r.get("pde_loss_final", "absent") for r in rows] == [0.25, "absent", None, "absent"]
+    assert err == [
+        "sweep collect: warning: run 1 (001-unit.width=0.5) is finished but its summary has no "
+        "value of 'pde_loss_final' (the key is missing from summary.json); the point is "
+        "missing from sweep.png",
+        "sweep collect: warning: run 2 (002-unit.width=0.7) is finished but its summary has no "
+        "value of 'pde_loss_final' (it is None); the point is missing from sweep.png"]
+    assert (tmp_path / "out" / "sweep.png").stat().st_size > 0
+    capsys.readouterr()
+    sweep.collect(plan, "seeds")   # every finished run has it: no warning
+    assert capsys.readouterr().err == ""
+
+
 def test_flatten_takes_the_final_exponent():
     flat = sweep.flatten({"alpha": [{"t": 0.0, "alpha": 0.5, "lo": 0.4, "hi": 0.6},
                                     {"t": 4.0, "alpha": 0.8, "lo": 0.7, "hi": 0.9}],
