@@ -5,6 +5,8 @@
     (iii) fixed-feature kernel flow (z frozen, circle-RBF): max relative loss error vs h
     (iv)  noisy steady state (beta = 5, lam = 0.1) vs the Newton-computed Gibbs fixed point
     (v)   nonlinear circle-RBF, theta = (c, z): E(t) vs the Lagrangian cross-check
+    (vi)  time error of the implicit integrators (noisy circle, beta = 20): implicit (lagged
+          backward Euler) and mprk22 at fixed and "auto" tolerances against the space error
 
 Each row also prints the structural record of the run: max mass drift, min rho and the
 number of energy increases (targets: <= 1e-12, >= 0, 0). Orders are log2 of successive
@@ -25,7 +27,7 @@ from mpi4py import MPI
 import solver.pde  # noqa: F401  (dolfinx_solver first)
 from benchmarks.problems import circle_rbf
 from solver.model import density, quadrature, targets, units
-from solver.model.domain import Box
+from solver.model.domain import Box, Circle
 from solver.model.problem import Problem
 from solver.pde.solve import PDEResult, solve
 from solver.reference.exact import KernelFlow, LinearTranslation
@@ -150,6 +152,71 @@ def study_lagrangian(levels, **scheme) -> None:
           rows)
 
 
+def noisy_circle() -> Problem:
+    """theta = z on the circle, s(x; z) = exp((cos(x - z) - 1) / 0.49), a bump target at
+    x = 1, rho_0 = N(-0.5, 0.6^2) wrapped, beta = 20, t in [0, 1]."""
+
+    def value(x, theta):
+        return np.exp((np.cos(x[:, :1] - theta[:, 0]) - 1) / 0.49)
+
+    def gradient(x, theta):
+        return (value(x, theta) * np.sin(x[:, :1] - theta[:, 0]) / 0.49)[..., None]
+
+    unit = units.CallableUnit(value, gradient, param_dim=1, data_dim=1, name="angle_bump")
+    return Problem(unit, quadrature.circle_lattice(32),
+                   targets.ExpressionTarget("0.8*exp((cos(x0 - 1.0) - 1)/0.49)", 1), Circle(),
+                   density.Gaussian([-0.5], [0.6]), beta=20.0, t_final=1.0)
+
+
+def study_time_error(levels, sweep_cells: int, implicit_auto_max: int) -> None:
+    """Loss on [0, 1] (11 outputs): the time error is the distance to an explicit SSP-RK2
+    run on the same mesh at cfl = 0.05 (time error O(cfl^2 h^4), 1e-8 of the loss on 64
+    cells), the space error the cfl = 0.5 run's distance to a Richardson reference from 1024
+    and 2048 cells."""
+    problem = noisy_circle()
+    fine = [run(problem, settings([c]))[0].loss for c in (1024, 2048)]
+    ref = fine[1] + (fine[1] - fine[0]) / 3
+    print(f"\nreference: Richardson of 1024/2048 cells; it moves the loss by "
+          f"{np.max(np.abs(ref / fine[1] - 1)):.1e} from 2048 cells")
+
+    def rel(a, b):
+        return float(np.max(np.abs(a / b - 1)))
+
+    print("\n(vi) noisy circle, beta = 20: max rel. loss error on [0, 1]\n"
+          f"{'cells':>5} {'integrator':>10} {'tolerance':>10} {'steps':>6} {'space err':>9} "
+          f"{'time err':>9} {'time/space':>10} {'summary says':>12} {'wall s':>7}")
+    for cells in levels:
+        explicit, wall = run(problem, settings([cells]))
+        space = rel(explicit.loss, ref)
+        print(f"{cells:5d} {'ssprk2':>10} {'-':>10} {len(explicit.steps['t']) - 1:6d} "
+              f"{space:9.2e} {'-':>9} {'-':>10} {'space':>12} {wall:7.2f}")
+        explicit = run(problem, settings([cells], cfl=0.05))[0]
+        for integrator, tol in (("implicit", 1e-4), ("implicit", "auto"), ("mprk22", 1e-4),
+                                ("mprk22", "auto")):
+            if integrator == "implicit" and tol == "auto" and cells > implicit_auto_max:
+                continue
+            result, wall = run(problem, settings([cells], integrator=integrator,
+                                                 time_tolerance=tol))
+            err, info = rel(result.loss, explicit.loss), result.time_error
+            print(f"{cells:5d} {integrator:>10} {info['time_tolerance']:10.2e} "
+                  f"{len(result.steps['t']) - 1:6d} {space:9.2e} {err:9.2e} "
+                  f"{err / space:10.2e} {info['dominant_error']:>12} {wall:7.2f}")
+    explicit = run(problem, settings([sweep_cells], cfl=0.05))[0]
+    print(f"\n(vi) time error vs tolerance on {sweep_cells} cells (slope: d log err / d log tol)"
+          f"\n{'integrator':>10} {'tolerance':>10} {'steps':>6} {'time err':>9} {'slope':>6}")
+    for integrator, tols in (("implicit", (1e-4, 1e-5, 1e-6, 1e-7, 1e-8)),
+                             ("mprk22", (1e-3, 1e-4, 1e-5, 1e-6))):
+        previous = None
+        for tol in tols:
+            result = run(problem, settings([sweep_cells], integrator=integrator,
+                                           time_tolerance=tol))[0]
+            err = rel(result.loss, explicit.loss)
+            slope = "" if previous is None else f"{np.log10(previous / err):6.2f}"
+            print(f"{integrator:>10} {tol:10.0e} {len(result.steps['t']) - 1:6d} {err:9.2e} "
+                  f"{slope:>6}")
+            previous = err
+
+
 STUDIES = {
     "i": lambda: [study_translation(1, [100, 200, 400, 800], noisy=False),
                   study_translation(2, [64, 128, 256], noisy=False)],
@@ -163,6 +230,7 @@ STUDIES = {
                   study_lagrangian([16, 32, 64], scheme="dg", degree=1, integrator="ssprk3"),
                   study_lagrangian([16, 32, 48, 64], scheme="dg", degree=2,
                                    integrator="ssprk3")],
+    "vi": lambda: study_time_error([64, 128, 256, 512], sweep_cells=256, implicit_auto_max=128),
 }
 
 

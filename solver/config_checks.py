@@ -68,8 +68,9 @@ def check_mesh_source(v: dict[str, Any], given: set[str], domain: Domain) -> Non
     if v["scheme"] == "fv" and v["degree"] != 1:
         problems.append(f'pde.degree: got {v["degree"]}; the degree is for scheme = "dg" (fv '
                         f'is first order): drop degree or set scheme = "dg"')
-    if v["scheme"] == "dg" and v["integrator"] == "implicit":
-        problems.append('pde.integrator: "implicit" needs scheme "fv"; use "ssprk3" for dg')
+    if v["scheme"] == "dg" and v["integrator"] in ("implicit", "mprk22"):
+        problems.append(f'pde.integrator: "{v["integrator"]}" needs scheme "fv"; use "ssprk3" '
+                        'for dg')
     if why := _has_mesh(domain):
         problems.append(f"pde: {why}")
     elif v["cells"]:

@@ -250,12 +250,17 @@ PDE = Section("pde", "The PDE solver. Give exactly one of cells, mesh (+ level) 
         choices=SCHEMES),
     Key("degree", "an integer", "DG polynomial degree (dg only)", 1,
         check=lambda v: v in (1, 2), allowed="1 or 2"),
-    Key("integrator", "a string", "SSP Runge-Kutta, or lagged backward Euler (fv only)",
-        "ssprk2", choices=INTEGRATORS),
+    Key("integrator", "a string", "SSP Runge-Kutta; or error-controlled, positive and "
+        "conservative at any step (fv only): lagged backward Euler (implicit, order 1) or "
+        "modified Patankar-Runge-Kutta (mprk22, order 2)", "ssprk2", choices=INTEGRATORS),
     Key("cfl", "a number", "fraction of the positivity-preserving explicit step", 0.5,
         check=lambda c: 0 < c <= 1, allowed="0 < cfl <= 1"),
-    Key("time_tolerance", "a number", "local error per implicit step", 1e-4,
-        check=finite_positive, allowed="a finite number > 0"),
+    Key("time_tolerance", 'a number or "auto"', "local error per implicit/mprk22 step; "
+        '"auto": follows the mesh (implicit 3e-5 h^4, mprk22 0.2 h^2, h the largest centroid '
+        "distance) so that the time error stays below a tenth of the space error "
+        "(docs/verification-time.md)", "auto",
+        check=lambda v: v == "auto" or finite_positive(v),
+        allowed='a finite number > 0 or "auto"'),
     Key("stationary_tolerance", "a number", "stop once int |grad Psi|^2 rho falls below it", 0.0,
         check=lambda v: finite(v) and v >= 0, allowed="a number >= 0 (0: run to t_final)"),
     Key("max_outflow", "a number", "the largest mass the no-flux wall may hold back", 1e-6,

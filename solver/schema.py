@@ -25,7 +25,8 @@ REQUIRED = object()
 
 _ITEM = {"a list of numbers": "a number", "a list of integers": "an integer",
          "a list of lists of numbers": "a list of numbers"}
-TYPES = ("a number", "an integer", "a string", "a boolean", "a table", *_ITEM)
+TYPES = ("a number", "a number or \"auto\"", "an integer", "a string", "a boolean",
+         "a table", *_ITEM)
 
 
 @dataclass(frozen=True)
@@ -114,6 +115,8 @@ def coerce(value: Any, kind: str) -> Any:
             return None
         items = [coerce(v, _ITEM[kind]) for v in value]
         return None if any(v is None for v in items) else items
+    if kind == 'a number or "auto"':
+        return value if value == "auto" else coerce(value, "a number")
     if kind == "a number":
         ok = isinstance(value, int | float) and not isinstance(value, bool)
         return float(value) if ok and not math.isnan(value) else None

@@ -7,7 +7,25 @@ from dataclasses import dataclass
 import numpy as np
 
 SCHEMES = ("fv", "dg")
-INTEGRATORS = ("euler", "ssprk2", "ssprk3", "implicit")
+INTEGRATORS = ("euler", "ssprk2", "ssprk3", "implicit", "mprk22")
+#: The error-controlled integrators (fv only), with their order in time.
+IMPLICIT_ORDER = {"implicit": 1, "mprk22": 2}
+#: time_tolerance = "auto": C * h^(2 * spatial order / time order) per implicit integrator
+#: (h the largest centroid distance of the mesh, spatial order 2 of FV on these meshes),
+#: calibrated so that the time error of the loss stays below a tenth of the spatial one
+#: (docs/verification-time.md; benchmarks/verification.py vi).
+AUTO_TOLERANCE = {"implicit": 3e-5, "mprk22": 0.2}
+SPACE_ORDER = 2
+#: The smallest "auto" tolerance: the local error estimate's round-off level.
+AUTO_FLOOR = 1e-11
+
+
+def auto_time_tolerance(integrator: str, h: float) -> float:
+    """The per-step tolerance "auto" gives an implicit integrator on a mesh of size h:
+    the global time error of an order-q integrator is ~ tolerance^(q/2) and the FV
+    space error ~ h^2, so tolerance ~ h^(4/q)."""
+    tolerance = AUTO_TOLERANCE[integrator] * h ** (2 * SPACE_ORDER / IMPLICIT_ORDER[integrator])
+    return max(tolerance, AUTO_FLOOR)
 
 
 @dataclass(frozen=True)
@@ -19,7 +37,11 @@ class PDESettings:
     scheme: "fv" (two-point Scharfetter-Gummel/upwind finite volumes, first order) or
     "dg" (discontinuous Galerkin of ``degree`` 1 or 2 with a positivity limiter).
     integrator: explicit SSP Runge-Kutta at ``cfl`` times the positivity bound, or
-    "implicit" (fv only: lagged backward Euler, any step, error ``time_tolerance``).
+    "implicit" (fv only: lagged backward Euler, first order, any step, error
+    ``time_tolerance``) or "mprk22" (fv only: the second-order modified Patankar-Runge-Kutta
+    scheme, positive and conservative at any step, same controller). time_tolerance "auto"
+    (the default): a tolerance that follows the mesh (``auto_time_tolerance``), so that the
+    time error stays below the space error.
     stationary_tolerance > 0 stops once int |grad Psi|^2 rho falls below it.
     max_outflow: the largest mass the no-flux wall may hold back (integrated outflow rate).
     outputs: number of equal output intervals on [0, t_final] (f_t, MC and snapshots).
@@ -39,7 +61,7 @@ class PDESettings:
     degree: int = 1
     integrator: str = "ssprk2"
     cfl: float = 0.5
-    time_tolerance: float = 1e-4
+    time_tolerance: float | str = "auto"
     stationary_tolerance: float = 0.0
     max_outflow: float = 1e-6
     outputs: int = 50
@@ -55,8 +77,9 @@ class PDESettings:
             raise ValueError(f"pde.scheme: {self.scheme!r} is not one of {SCHEMES}")
         if self.integrator not in INTEGRATORS:
             raise ValueError(f"pde.integrator: {self.integrator!r} is not one of {INTEGRATORS}")
-        if self.scheme == "dg" and self.integrator == "implicit":
-            raise ValueError('pde.integrator: "implicit" needs scheme "fv"; use "ssprk3" for dg')
+        if self.scheme == "dg" and self.integrator in IMPLICIT_ORDER:
+            raise ValueError(f'pde.integrator: "{self.integrator}" needs scheme "fv"; use '
+                             '"ssprk3" for dg')
         if self.scheme == "dg" and self.degree not in (1, 2):
             raise ValueError(f"pde.degree: dg supports degree 1 or 2, got {self.degree}")
         sources = sum((bool(self.cells), self.mesh is not None, self.mesh_file is not None))
@@ -64,9 +87,12 @@ class PDESettings:
             raise ValueError("pde: give exactly one of cells, mesh (with level) or mesh_file")
         if not 0 < self.cfl <= 1:
             raise ValueError(f"pde.cfl: must be in (0, 1] for positivity, got {self.cfl}")
-        for key in ("time_tolerance", "max_outflow"):
-            if not getattr(self, key) > 0:
-                raise ValueError(f"pde.{key}: must be > 0, got {getattr(self, key)}")
+        if self.time_tolerance != "auto" and not (
+                isinstance(self.time_tolerance, int | float) and self.time_tolerance > 0):
+            raise ValueError(f'pde.time_tolerance: must be > 0 or "auto", '
+                             f"got {self.time_tolerance!r}")
+        if not self.max_outflow > 0:
+            raise ValueError(f"pde.max_outflow: must be > 0, got {self.max_outflow}")
         if not self.stationary_tolerance >= 0:
             raise ValueError(f"pde.stationary_tolerance: must be >= 0 (0 = off), "
                              f"got {self.stationary_tolerance}")
@@ -86,7 +112,13 @@ class PDESettings:
 
     @property
     def explicit(self) -> bool:
-        return self.integrator != "implicit"
+        return self.integrator not in IMPLICIT_ORDER
+
+    def resolved_time_tolerance(self, h: float) -> float:
+        """The implicit integrators' per-step tolerance on a mesh of size h."""
+        if self.time_tolerance == "auto":
+            return auto_time_tolerance(self.integrator, h)
+        return float(self.time_tolerance)
 
     def output_times(self, t_final: float) -> np.ndarray:
         return np.linspace(0.0, t_final, self.outputs + 1)

@@ -131,8 +131,8 @@ def test_implicit_steps_past_the_diffusive_cfl_bound():
 
 def test_stationarity_stops_the_run_early():
     """Noise and confinement: the flow reaches its Gibbs state and the run stops there."""
-    settings = PDESettings(cells=(100,), integrator="implicit", outputs=4, snapshots=0,
-                           stationary_tolerance=1e-10, progress=False)
+    settings = PDESettings(cells=(100,), integrator="implicit", time_tolerance=1e-4, outputs=4,
+                           snapshots=0, stationary_tolerance=1e-10, progress=False)
     result = solve(noisy_linear_problem(beta=5.0, lam=1.0, t_final=200.0), settings,
                    comm=MPI.COMM_SELF)
     assert result.stopped == "stationary"
@@ -158,8 +158,8 @@ def test_petsc_options_choose_the_implicit_solver():
     """A direct MUMPS solve conserves mass to round-off; a loose GMRES breaks the mass check."""
     from dataclasses import replace
 
-    base = PDESettings(cells=(200,), integrator="implicit", outputs=1, snapshots=0,
-                       progress=False)
+    base = PDESettings(cells=(200,), integrator="implicit", time_tolerance=1e-4, outputs=1,
+                       snapshots=0, progress=False)
     problem = noisy_linear_problem()
     direct = (("ksp_type", "preonly"), ("pc_type", "lu"),
               ("pc_factor_mat_solver_type", "mumps"))

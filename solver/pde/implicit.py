@@ -7,8 +7,14 @@ Psi[rho^n]. The matrix is an M-matrix whose column sums are |K|/dt, so for any d
 the exact solution is >= 0 and has the mass of rho^n; the computed one to the
 KSP's tolerance (DEFAULT_PETSC_OPTIONS).
 
+MPRK22 (``solve_mprk22``, integrator "mprk22"; Kopecz and Meister 2018): rho^(1) is the
+step above, then the same system with the coefficients 1/2 (a(rho^n) rho^n/rho^(1) +
+a(rho^(1))), the Patankar weight taken at the upwind cell of each coefficient: again an
+M-matrix with column sums |K|/dt (positive, conservative at any dt), second order. Its
+error estimate is sum_K |K| |rho^{n+1} - rho^(1)|, the first stage's local error.
+
 The step is accepted when the free energy does not increase and the local error
-estimate of backward Euler (its difference from the trapezoidal rule),
+estimate (for backward Euler its difference from the trapezoidal rule),
 
     err = dt/2 sum_K |K| |L(rho^{n+1}) - L(rho^n)|,
 
@@ -35,6 +41,7 @@ import numpy as np
 from petsc4py import PETSc
 
 from solver.pde.finite_volume import FiniteVolume
+from solver.settings import IMPLICIT_ORDER, PDESettings, auto_time_tolerance
 
 #: KSP defaults, used when no PETSc option is given: a direct MUMPS solve (mass to
 #: round-off, robust at any step). GMRES with block-Jacobi/ILU(0) (ksp_type=gmres,
@@ -96,9 +103,11 @@ class ImplicitEuler:
                 options.delValue(OPTIONS_PREFIX + key)
         self.iterations = 0
 
-    def _assemble(self, dt: float) -> None:
+    def _assemble(self, dt: float, a_out: np.ndarray | None = None,
+                  a_in: np.ndarray | None = None) -> None:
         scheme = self.scheme
-        a_out, a_in = scheme.coefficients()
+        if a_out is None:
+            a_out, a_in = scheme.coefficients()
         vol = scheme.geometry.volumes[: scheme.n_owned]
         ko, lo = self._k_owned, self._l_owned
         values = np.concatenate([vol / dt, a_out[ko], -a_in[ko], a_in[lo], -a_out[lo]])
@@ -108,9 +117,12 @@ class ImplicitEuler:
     def solve(self, dt: float) -> np.ndarray | None:
         """rho^{n+1} on owned cells from the scheme's current state (which is not changed);
         None if the KSP did not converge."""
-        scheme = self.scheme
         self._assemble(dt)
-        rho = scheme.density()
+        return self._linear_solve(dt, self.scheme.density())
+
+    def _linear_solve(self, dt: float, rho: np.ndarray) -> np.ndarray | None:
+        """A^{-1} (|K|/dt rho) with the assembled A; None if the KSP did not converge."""
+        scheme = self.scheme
         self.b.array[:] = scheme.geometry.volumes[: scheme.n_owned] / dt * rho
         self.x.array[:] = rho
         self.ksp.solve(self.b, self.x)
@@ -118,6 +130,35 @@ class ImplicitEuler:
         if self.ksp.getConvergedReason() < 0:
             return None
         return self.x.array.copy()
+
+    def solve_mprk22(self, dt: float) -> tuple[np.ndarray, np.ndarray] | None:
+        """(rho^(1), rho^{n+1}) of one MPRK22 step from the scheme's current state rho^n:
+        rho^(1) is the lagged backward-Euler step (first order), rho^{n+1} the second-order
+        Patankar stage (module docstring). The scheme is left at rho^(1) (the caller sets
+        the state it keeps). None if a KSP did not converge."""
+        scheme = self.scheme
+        rho_n, full_n = scheme.density(), scheme.rho.x.array.copy()
+        a0_out, a0_in = scheme.coefficients()
+        self._assemble(dt, a0_out, a0_in)
+        rho_1 = self._linear_solve(dt, rho_n)
+        if rho_1 is None:
+            return None
+        scheme.set_density(rho_1)  # ghosts of rho^(1) and Psi[rho^(1)]
+        full_1 = scheme.rho.x.array
+        a1_out, a1_in = scheme.coefficients()
+        # the Patankar weight rho^n/rho^(1): rho^(1) > 0 wherever rho^n > 0 (an M-matrix
+        # solve); 0/0 (an empty cell stays empty) is 0
+        ratio = np.zeros_like(full_n)
+        np.divide(full_n, full_1, out=ratio, where=full_1 > 0)
+        K, L = scheme.geometry.inner[:, 0], scheme.geometry.inner[:, 1]
+        self._assemble(dt, 0.5 * (a0_out * ratio[K] + a1_out), 0.5 * (a0_in * ratio[L] + a1_in))
+        rho_2 = self._linear_solve(dt, rho_n)
+        return None if rho_2 is None else (rho_1, rho_2)
+
+    def l1_difference(self, a: np.ndarray, b: np.ndarray) -> float:
+        """sum_K |K| |a_K - b_K| over owned cells (global)."""
+        vol = self.scheme.geometry.volumes[: self.scheme.n_owned]
+        return self.scheme.comm.allreduce(float(vol @ np.abs(a - b)))
 
     def error_estimate(self, rate_old: np.ndarray, rate_new: np.ndarray, dt: float) -> float:
         """dt/2 sum_K |K| |L(rho^{n+1}) - L(rho^n)| (global)."""
@@ -128,3 +169,30 @@ class ImplicitEuler:
     def destroy(self) -> None:
         for obj in (self.ksp, self.A, self.b, self.x):
             obj.destroy()
+
+
+def time_error_summary(settings: PDESettings, h: float | None, tolerance: float | None,
+                       accumulated: float, since: float) -> dict:
+    """summary.json's "time_error": which error dominates the run.
+
+    Implicit integrators: the global time error of an order-q integrator grows like
+    tolerance^(q/2) and the "auto" tolerance is calibrated to a time error of a tenth of the
+    space error (docs/verification-time.md), so time/space ~ 0.1 (tolerance/auto)^(q/2):
+    "space" up to 0.1, "time" from 1, "comparable" between. ``accumulated_local_error`` is the
+    sum of the accepted steps' local error estimates (L1 of the density; for "implicit" a
+    measured upper bound of the global L1 time error, for "mprk22" the first-order stage's,
+    so an overestimate) since t = ``accumulated_since_t`` (0, or where a resume started).
+    Explicit integrators step at cfl x the positivity bound, where the time error is of
+    higher order in h than the space error (not estimated)."""
+    if settings.explicit:
+        return {"integrator": settings.integrator, "dominant_error": "space",
+                "why": "explicit SSP Runge-Kutta at cfl x the positivity step: the time "
+                       "error is of higher order in h than the space error (not estimated)"}
+    order = IMPLICIT_ORDER[settings.integrator]
+    auto = auto_time_tolerance(settings.integrator, h)
+    ratio = 0.1 * (tolerance / auto) ** (order / 2)
+    dominant = "space" if ratio <= 0.1 * (1 + 1e-9) else "time" if ratio >= 1 else "comparable"
+    return {"integrator": settings.integrator, "order": order, "h": h,
+            "time_tolerance": tolerance, "auto_time_tolerance": auto,
+            "time_to_space_error_ratio_estimate": ratio, "dominant_error": dominant,
+            "accumulated_local_error": accumulated, "accumulated_since_t": since}

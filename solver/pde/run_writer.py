@@ -193,6 +193,7 @@ class RunWriter:
             "energy_increases": int(np.sum(np.diff(steps["energy"]) > 0)),
             **defect,
             "dissipation_identity_semidiscrete_rel_defect": semidiscrete,
+            "time_error": result.time_error,
         })
 
     def _min_rho_where(self) -> str:

@@ -33,7 +33,7 @@ from solver.model.density import Density
 from solver.model.problem import Problem
 from solver.pde.checkpoint import CheckpointError, load_checkpoint
 from solver.pde.finite_volume import FiniteVolume
-from solver.pde.implicit import ImplicitEuler, step_factor
+from solver.pde.implicit import ImplicitEuler, step_factor, time_error_summary
 from solver.pde.meshes import build_mesh, load_mesh, read_mesh
 from solver.pde.output import read_timeseries
 from solver.pde.run_writer import CHECKPOINT, RunState, RunWriter
@@ -66,6 +66,7 @@ class PDEResult:
     cells: int = 0
     stopped: str = "t_final"
     resumed_from: float | None = None  # t of the checkpoint a resumed run started from
+    time_error: dict = field(default_factory=dict)  # summary.json's "time_error"
     scheme: Scheme | None = field(default=None, repr=False)  # holds the final density
 
 
@@ -100,11 +101,21 @@ class _Stepper:
                  next_dt: float | None = None):
         self.scheme, self.problem, self.settings = scheme, problem, settings
         self.implicit = None
+        self.time_error = 0.0  # the accepted steps' local error estimates, summed
         if not settings.explicit:
             self.implicit = ImplicitEuler(scheme, dict(settings.petsc))
+            self.h = scheme.comm.allreduce(float(np.max(scheme.geometry.inner_distance,
+                                                        initial=0.0)), MPI.MAX)
+            self.tolerance = settings.resolved_time_tolerance(self.h)
             self.next_dt = (settings.cfl * scheme.max_stable_step() if next_dt is None
                             else next_dt)
             self.rate = scheme.rate()
+
+    def time_error_summary(self, since: float) -> dict:
+        """What summary.json says of the time error (docs/verification-time.md)."""
+        return time_error_summary(self.settings, None if self.implicit is None else self.h,
+                                  None if self.implicit is None else self.tolerance,
+                                  self.time_error, since)
 
     @property
     def controller_state(self) -> float | None:
@@ -127,8 +138,13 @@ class _Stepper:
             return dt, None
         dt = min(self.next_dt, s.max_step, remaining)
         rho = self.scheme.density()
+        second_order = s.integrator == "mprk22"
         while True:
-            new = self.implicit.solve(dt)
+            if second_order:
+                stages = self.implicit.solve_mprk22(dt)
+                new = None if stages is None else stages[1]
+            else:
+                new = self.implicit.solve(dt)
             if new is None:  # the KSP failed: a smaller step is better conditioned
                 dt *= 0.5
                 if dt < min_dt:
@@ -138,15 +154,19 @@ class _Stepper:
                                         "a stronger preconditioner")
                 continue
             self.scheme.set_density(new)
-            rate = self.scheme.rate()
-            err = self.implicit.error_estimate(self.rate, rate, dt)
+            if second_order:  # the first-order stage's local error (embedded pair)
+                rate, err = None, self.implicit.l1_difference(stages[0], new)
+            else:
+                rate = self.scheme.rate()
+                err = self.implicit.error_estimate(self.rate, rate, dt)
             diagnostics = self.scheme.diagnostics()
-            if err <= s.time_tolerance and diagnostics.energy <= last.energy + (
+            if err <= self.tolerance and diagnostics.energy <= last.energy + (
                     ENERGY_TOLERANCE * abs(last.energy)):
-                self.rate, self.next_dt = rate, dt * step_factor(err, s.time_tolerance)
+                self.rate, self.next_dt = rate, dt * step_factor(err, self.tolerance)
+                self.time_error += err
                 return dt, diagnostics
             self.scheme.set_density(rho)
-            dt *= step_factor(err, s.time_tolerance, upper=0.5)
+            dt *= step_factor(err, self.tolerance, upper=0.5)
             if dt < min_dt:
                 raise SchemeFailure(f"{where}: implicit step collapsed below {min_dt:.3g}: the "
                                     "error estimate or the energy rejected every step; raise "
@@ -324,6 +344,7 @@ def solve(problem: Problem, settings: PDESettings, run_dir: RunDirectory | None 
         cells=scheme.mesh.topology.index_map(scheme.mesh.topology.dim).size_global,
         stopped=state.stopped,
         resumed_from=resumed_from,
+        time_error=stepper.time_error_summary(resumed_from or 0.0),
         scheme=scheme,
     )
     writer.finish(result, state)
