@@ -62,7 +62,7 @@ def prepare_run_dir(cfg: RunConfig, config_path: Path | None, comm: MPI.Comm,
     run_dir = RunDirectory(cfg.output, writer=rank0)
     copy = cfg.output / "config.toml"
     if rank0 and config_path is not None and not (copy.exists() and copy.samefile(config_path)):
-        shutil.copyfile(config_path, copy)
+        run_dir.write_bytes("config.toml", config_path.read_bytes())
     run_dir.write_json("provenance.json", provenance(comm.size, particles=cfg.particles))
     comm.barrier()
     return run_dir

@@ -7,10 +7,13 @@ table (also in the README and ``meanfield --help``):
     0   done
     2   ConfigError         a config, grid file or option that cannot be used
     3   RunExistsError      the run directory holds a finished run or another config's run
+        RunLockedError      another meanfield process is running in the run directory
     4   CheckpointError     a checkpoint cannot be used (corrupted, truncated, another config's)
     5   SchemeFailure       a structural check of the PDE broke (mass, positivity, energy,
                             outflow); the last good state is checkpointed
     6   ResourceError       the run cannot fit this machine (memory, disk)
+        DiskFullError       a write failed or would not fit: disk full or file too large;
+                            temporary files removed, the last good checkpoint kept
     75  Preempted           SIGTERM/SIGUSR1: the state is checkpointed, requeue with --resume
 """
 
@@ -49,7 +52,14 @@ class RunExistsError(MeanfieldError):
 
     exit_code = 3
     label = "run exists"
-    meaning = "the run directory holds a finished run or another config's run (--force)"
+    meaning = ("the run directory holds a finished run or another config's run (--force), "
+               "or another meanfield process is running in it (locked)")
+
+
+class RunLockedError(RunExistsError):
+    """Another process holds the run directory's lock: two runs must not write one directory."""
+
+    label = "run locked"
 
 
 class CheckpointError(MeanfieldError):
@@ -76,7 +86,18 @@ class ResourceError(MeanfieldError):
 
     exit_code = 6
     label = "resource error"
-    meaning = "the run cannot fit this machine (memory or disk); the message names the setting"
+    meaning = ("the run cannot fit this machine (memory or disk), or the disk filled up: "
+               "the message names the setting or the file; the last good checkpoint is kept")
+
+
+class DiskFullError(ResourceError):
+    """A write that failed (ENOSPC, EFBIG, EDQUOT) or would not fit the free space: names the
+    file, its size and the free space; its temporary file is removed, the file it would have
+    replaced (the last good checkpoint) is kept."""
+
+    label = "disk full"
+    hint = ("free space there or give another output (--output DIR); the checkpoints written "
+            "before are kept: continue with --resume")
 
 
 class Preempted(MeanfieldError):

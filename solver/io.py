@@ -3,6 +3,12 @@
 Every file is written to a temporary name and renamed into place, so a run that
 dies mid-way never leaves a half-written file that looks complete. A run is
 finished when its ``summary.json`` exists: it is written last.
+
+A full disk: a write whose bytes do not fit the free space is refused before it starts,
+and one that fails (ENOSPC, EFBIG, EDQUOT) has its temporary file removed; both raise
+``DiskFullError`` naming the file, and the file it would have replaced is left as it was.
+HDF5 files are built in memory (``atomic_h5``) and written like any other bytes: the HDF5
+library never meets a full disk (it crashes at exit after a failed flush).
 """
 
 from __future__ import annotations
@@ -17,6 +23,8 @@ from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
+
+from solver.resources import disk_error, is_disk_error, require_space
 
 # -- atomic files ----------------------------------------------------------------------
 
@@ -73,7 +81,8 @@ def replace_into_place(tmp: Path, path: Path) -> None:
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path to write; on success it is fsynced and renamed to ``path``.
 
-    On an exception the temporary file is removed and ``path`` is left as it was.
+    On an exception the temporary file is removed and ``path`` is left as it was; a full
+    disk (or a file over the size limit) becomes ``DiskFullError`` naming ``path``.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -82,14 +91,35 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     try:
         yield tmp
         replace_into_place(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         remove_path(tmp)
+        if is_disk_error(exc):
+            raise disk_error(path, exc) from exc
         raise
 
 
-def _atomic_write_bytes(path: Path, data: bytes) -> None:
+def write_bytes_atomic(path: str | os.PathLike, data: bytes) -> None:
+    """``data`` into ``path`` atomically, after checking that it fits the free space
+    (``DiskFullError`` naming the file otherwise)."""
+    require_space(path, len(data), "writing")
     with atomic_path(path) as tmp:
         tmp.write_bytes(data)
+
+
+_atomic_write_bytes = write_bytes_atomic
+
+
+@contextlib.contextmanager
+def atomic_h5(path: str | os.PathLike) -> Iterator[object]:
+    """Yield an HDF5 file (h5py.File) built in memory; on success its image is written to
+    ``path`` by ``write_bytes_atomic``. A full disk is a ``DiskFullError``; the HDF5 library
+    itself never writes to the disk (after a failed flush it crashes the process at exit)."""
+    import h5py
+
+    buffer = io.BytesIO()
+    with h5py.File(buffer, "w") as h5:
+        yield h5
+    write_bytes_atomic(path, buffer.getvalue())
 
 
 class RunDirectory:

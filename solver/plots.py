@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import io
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -29,16 +30,17 @@ Snapshot = tuple[float, np.ndarray, np.ndarray]
 
 
 def _save(fig: plt.Figure, path: str | os.PathLike, dpi: int = 130) -> Path:
-    """Save atomically (temporary sibling, then rename) and close the figure."""
+    """Save atomically (drawn in memory, checked against the free space, written to a
+    temporary sibling and renamed; ``DiskFullError`` on a full disk) and close the figure."""
+    from solver.io import write_bytes_atomic
+
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    buffer = io.BytesIO()
     try:
-        fig.savefig(tmp, format=path.suffix.lstrip(".") or "png", dpi=dpi)
-        os.replace(tmp, path)
+        fig.savefig(buffer, format=path.suffix.lstrip(".") or "png", dpi=dpi)
     finally:
         plt.close(fig)
-        tmp.unlink(missing_ok=True)
+    write_bytes_atomic(path, buffer.getvalue())
     return path
 
 

@@ -12,16 +12,24 @@ was measured on these machines), so a run that is refused could not have run:
 - particles: one task holds its n x k positions several times (RK4 stages: at least 4
   copies of 8 bytes); every task writes f_n(t) at the output times (T x M doubles) to disk.
 - PDE outputs: f_t(x_m) at ``outputs`` times (T x M doubles) in the time series.
+
+During the run every large write checks first that its estimated size fits the free space
+of its file system, ``RESERVE`` left over (``require_space``), and a write that fails
+anyway (ENOSPC, EFBIG, EDQUOT, from Python, h5py or ADIOS2) becomes ``DiskFullError``
+(``disk_error``): the writers remove their temporary files and keep the file they would
+have replaced.
 """
 
 from __future__ import annotations
 
+import errno
 import math
 import os
+import re
 import shutil
 from pathlib import Path
 
-from solver.errors import ResourceError
+from solver.errors import DiskFullError, ResourceError
 
 #: Lower bounds of the memory per cell of the PDE schemes, bytes.
 BYTES_PER_CELL = {("fv", 1): 1500, ("fv", 2): 1500, ("dg", 1): 6000, ("dg", 2): 12000}
@@ -49,6 +57,59 @@ def free_disk(path: Path) -> int:
     return shutil.disk_usage(path).free
 
 
+#: Bytes a write must leave free (metadata of the writers, the next small files).
+RESERVE = 256 * 1024
+#: errno values of a full disk, a file beyond the size limit, an exhausted quota.
+DISK_ERRNOS = (errno.ENOSPC, errno.EFBIG, errno.EDQUOT)
+_DISK_TEXT = re.compile(r"errno = (28|27|122)\b|No space left|File too large|quota exceeded",
+                        re.IGNORECASE)
+
+
+def require_space(path: str | os.PathLike, nbytes: float, what: str = "") -> None:
+    """DiskFullError naming ``path`` unless ``nbytes`` (an estimate) plus ``RESERVE`` fit
+    the free space of the file system that will hold it."""
+    free = free_disk(Path(path))
+    if nbytes + RESERVE > free:
+        raise DiskFullError(f"{what or 'writing'} {path} needs about {_size(nbytes)} (and "
+                            f"{_size(RESERVE)} to spare), but its file system has "
+                            f"{_size(free)} free; nothing was written")
+
+
+def is_disk_error(exc: BaseException) -> bool:
+    """Whether ``exc`` is a full disk, a file over the size limit or an exhausted quota:
+    an OSError with that errno, or a RuntimeError of h5py or ADIOS2 quoting it."""
+    if isinstance(exc, OSError) and exc.errno in DISK_ERRNOS:
+        return True
+    return isinstance(exc, OSError | RuntimeError) and bool(_DISK_TEXT.search(str(exc)))
+
+
+def disk_error(path: str | os.PathLike, exc: BaseException) -> DiskFullError:
+    """The DiskFullError of a failed write of ``path``."""
+    quoted = re.search(r"errno = (\d+)", str(exc))
+    reason = (os.strerror(exc.errno) if isinstance(exc, OSError) and exc.errno in DISK_ERRNOS
+              else os.strerror(int(quoted.group(1))) if quoted
+              else "disk full or file too large")
+    try:
+        free = f"; {_size(free_disk(Path(path)))} free there"
+    except OSError:
+        free = ""
+    return DiskFullError(f"writing {path} failed: {reason}{free}; its temporary file was "
+                         "removed")
+
+
+def _writable_file_system(path: Path) -> bool:
+    """Whether the file system that would hold ``path`` takes files at all (not a pseudo
+    file system of size 0, not mounted read-only)."""
+    path = Path(path).absolute()
+    while not path.exists():
+        path = path.parent
+    try:
+        stats = os.statvfs(path)
+    except OSError:
+        return False
+    return stats.f_blocks > 0 and not stats.f_flag & os.ST_RDONLY
+
+
 def mesh_cells(cfg) -> int | None:
     """A lower bound of the number of cells of the PDE mesh (None: named mesh or file)."""
     cells = cfg.pde.cells
@@ -64,6 +125,8 @@ def check_resources(cfg, ranks: int = 1) -> None:
     """ResourceError, listing every setting whose lower estimate does not fit (memory of one
     node, disk under cfg.output), or nothing."""
     memory, disk = available_memory(), free_disk(cfg.output)
+    if not _writable_file_system(cfg.output):
+        disk = math.inf  # /proc, /sys, a read-only mount: the output check names it
     problems, need_disk = [], 0
     M, k = cfg.problem.data.size, cfg.problem.param_dim
     if cfg.pde is not None:

@@ -7,8 +7,9 @@ which do not depend on how the mesh is partitioned. The file layout, its SHA-256
 its verified reading are in ``solver.checkpoint_file`` (no DOLFINx needed); a flipped
 byte in the data or the metadata, a truncated file, another element or another mesh
 (dof coordinates that do not match) all raise ``CheckpointError`` instead of loading.
-Rank 0 gathers and writes (to a temporary name, fsynced, renamed: the previous
-checkpoint stays valid until the new one is in place); reading scatters the rows back
+Rank 0 gathers and writes (built in memory, checked against the free space, written
+to a temporary name, fsynced, renamed: the previous checkpoint stays valid until the new
+one is in place; a full disk is a ``DiskFullError`` on every rank); reading scatters the rows back
 to whatever ranks hold the cells now.
 """
 
@@ -20,7 +21,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-import h5py
 import numpy as np
 from dolfinx import fem
 from dolfinx import mesh as dmesh
@@ -34,8 +34,8 @@ from solver.checkpoint_file import (
     checksum,
     read_checkpoint_file,
 )
-from solver.errors import CheckpointError
-from solver.io import atomic_path
+from solver.errors import CheckpointError, DiskFullError
+from solver.io import atomic_h5
 from solver.pde.output import to_json
 
 __all__ = ["Checkpoint", "CheckpointError", "load_checkpoint", "read_checkpoint",
@@ -90,9 +90,12 @@ def _cell_data(msh: dmesh.Mesh, fn: fem.Function, n: int) -> tuple[np.ndarray, .
     return original, _cell_rows(fn, fn.x.array, n), coords
 
 
-def _raise_together(comm: MPI.Comm, message: str | None) -> None:
-    """Rank 0's error (or None) raised as CheckpointError on every rank."""
+def _raise_together(comm: MPI.Comm, message: str | tuple[type, str] | None) -> None:
+    """Rank 0's error (or None) raised on every rank: a message as CheckpointError, an
+    (error class, message) pair as that class."""
     message = comm.bcast(message, root=0)
+    if isinstance(message, tuple):
+        raise message[0](message[1])
     if message is not None:
         raise CheckpointError(message)
 
@@ -134,7 +137,7 @@ def write_checkpoint(path: str | os.PathLike, msh: dmesh.Mesh, fn: fem.Function,
             header = {"format": FORMAT, "format_version": VERSION,
                       **layout, "function_name": fn.name, "fields": json.dumps(list(fields)),
                       "arrays": json.dumps(names), "meta": to_json(meta)}
-            with atomic_path(path) as tmp, h5py.File(tmp, "w") as h5:
+            with atomic_h5(path) as h5:
                 for key in HEADER_KEYS:
                     h5.attrs[key] = header[key]
                 h5.attrs["sha256"] = checksum(header, cellwise + globals_)
@@ -144,6 +147,8 @@ def write_checkpoint(path: str | os.PathLike, msh: dmesh.Mesh, fn: fem.Function,
                     h5.create_dataset(f"fields/{name}", data=data)
                 for name, data in zip(names, globals_, strict=True):
                     h5.create_dataset(f"arrays/{name}", data=data)
+        except DiskFullError as exc:  # the previous checkpoint stays; every rank learns it
+            message = (DiskFullError, str(exc))
         except Exception as exc:  # every rank must learn of it
             message = f"{path}: writing the checkpoint failed: {exc}"
     _raise_together(comm, message)

@@ -22,6 +22,7 @@ temporary name in the same directory, flushed to disk and renamed.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
@@ -38,7 +39,16 @@ from dolfinx import io as dio
 from dolfinx import mesh as dmesh
 from mpi4py import MPI
 
-from solver.io import atomic_path, remove_path, replace_into_place, temporary_name
+from solver.errors import DiskFullError
+from solver.io import (
+    atomic_h5,
+    atomic_path,
+    remove_path,
+    replace_into_place,
+    temporary_name,
+    write_bytes_atomic,
+)
+from solver.resources import disk_error, is_disk_error, require_space
 
 #: Maps mesh coordinates X (N, gdim) to theta (N, k); a Domain (its ``from_mesh``) also works.
 ThetaMap = Callable[[np.ndarray], np.ndarray]
@@ -165,7 +175,7 @@ def write_timeseries(run_dir: object, steps: Mapping[str, Sequence[float] | np.n
         raise ValueError(f"timeseries: step columns must be 1-D and of equal length, {lengths}")
     arrays = {str(k): np.asarray(v) for k, v in outputs.items()}
 
-    with atomic_path(h5_path) as tmp, h5py.File(tmp, "w") as h5:
+    with atomic_h5(h5_path) as h5:
         h5.attrs["format"] = TIMESERIES_FORMAT
         h5.attrs["format_version"] = TIMESERIES_VERSION
         json_keys: list[str] = []
@@ -185,9 +195,7 @@ def write_timeseries(run_dir: object, steps: Mapping[str, Sequence[float] | np.n
                     dset.attrs["units"] = units
                     dset.attrs["description"] = description
 
-    csv_path = h5_path.with_name("timeseries.csv")
-    with atomic_path(csv_path) as tmp:
-        tmp.write_text(_csv_text(columns))
+    write_bytes_atomic(h5_path.with_name("timeseries.csv"), _csv_text(columns).encode())
 
 
 def read_timeseries(path: str | os.PathLike) -> tuple[dict[str, np.ndarray],
@@ -345,6 +353,8 @@ def gather_cell_values(fn: fem.Function, to_theta: ThetaMap | object | None = No
 # -- snapshots --------------------------------------------------------------------------
 
 SNAPSHOT_FORMATS = {".bp": "vtx", ".xdmf": "xdmf"}
+#: Writers that failed to close after a full disk (see ``SnapshotWriter.abandon``).
+UNCLOSED: list[object] = []
 
 
 class SnapshotWriter:
@@ -388,6 +398,9 @@ class SnapshotWriter:
                         else "cell averages")
         self._gatherer = CellGatherer(fn, to_theta) if keep or self.format == "xdmf" else None
         pid = self.comm.bcast(os.getpid() if self.comm.rank == 0 else None, root=0)
+        imap = fn.function_space.dofmap.index_map
+        self._global_dofs = imap.size_global * fn.function_space.dofmap.index_map_bs
+        self._writes = 0
         if self.format == "vtx":
             self._tmp = temporary_name(self.path, str(pid))
             if self.comm.rank == 0:
@@ -406,17 +419,43 @@ class SnapshotWriter:
             self._writer.write_mesh(msh)
 
     def write(self, t: float) -> None:
-        """Write the function's current values at time t. Collective."""
+        """Write the function's current values at time t. Collective.
+
+        First checks that the snapshot fits the free space (``require_space``); a full disk
+        then, or in the writer (ADIOS2/HDF5), drops the files written so far (``abandon``)
+        and raises ``DiskFullError`` naming the file on every rank."""
         if self._writer is None:
             raise RuntimeError(f"snapshots: {self.path.name} is closed")
-        if self.format == "vtx":
-            self._writer.write(float(t))
-            written = self.fn.x.array[: self.fn.function_space.dofmap.index_map.size_local
-                                      * self.fn.function_space.dofmap.index_map_bs]
-        else:
-            cells = self._gatherer.dg0_function()
-            self._writer.write_function(cells, float(t))
-            written = cells.x.array
+        message = None
+        if self.comm.rank == 0:
+            try:
+                require_space(self._tmp, self._bytes_per_write(), f"the snapshot at t = {t:.6g} "
+                              "into")
+            except DiskFullError as exc:
+                message = str(exc).replace(str(self._tmp), str(self.path))
+        message = self.comm.bcast(message, root=0)
+        if message is not None:
+            self.abandon()
+            raise DiskFullError(message)
+        failure = None
+        try:
+            if self.format == "vtx":
+                self._writer.write(float(t))
+                written = self.fn.x.array[: self.fn.function_space.dofmap.index_map.size_local
+                                          * self.fn.function_space.dofmap.index_map_bs]
+            else:
+                cells = self._gatherer.dg0_function()
+                self._writer.write_function(cells, float(t))
+                written = cells.x.array
+        except RuntimeError as exc:
+            if not is_disk_error(exc):
+                raise
+            failure, written = exc, np.zeros(0)
+        failed = self.comm.allgather(None if failure is None else str(failure))
+        if any(f is not None for f in failed):
+            self.abandon()
+            raise disk_error(self.path, failure or RuntimeError(next(f for f in failed if f)))
+        self._writes += 1
         local = float(written.min()) if written.size else np.inf
         self.min_written = min(self.min_written, self.comm.allreduce(local, op=MPI.MIN))
         if self.keep:
@@ -424,13 +463,63 @@ class SnapshotWriter:
             if self.comm.rank == 0:
                 self.snapshots.append((float(t), self._gatherer.polygons, values))
 
+    def _bytes_per_write(self) -> float:
+        """An estimate of what one write adds: 8 bytes per dof, and the mesh (points of 3
+        coordinates, connectivity) with the first one; 64 kB of metadata."""
+        return 8.0 * self._global_dofs * (1 if self._writes else 6) + 65536
+
+    def _temporary(self) -> list[Path]:
+        """The files being written: the hidden .bp directory, or the .xdmf and its .h5."""
+        return [self._tmp] if self.format == "vtx" else [self._tmp, self._tmp.with_suffix(".h5")]
+
+    def abandon(self) -> None:
+        """Drop what was written (after a full disk): the temporary files are truncated
+        (the space ADIOS2 needs to close), the writer closed and the files removed; the
+        previous ``path`` stays. A writer that cannot close even then is kept referenced
+        (``UNCLOSED``) so that it is never destroyed: ``meanfield`` then ends with
+        ``os._exit`` (ADIOS2 aborts the process from its destructor). Collective."""
+        if self._writer is None:
+            return
+        temporary = self._temporary()
+        self.comm.barrier()
+        if self.comm.rank == 0:
+            for path in temporary:
+                for file in ([p for p in path.rglob("*") if p.is_file()] if path.is_dir()
+                             else [path] if path.exists() else []):
+                    with contextlib.suppress(OSError):
+                        os.truncate(file, 0)
+        self.comm.barrier()
+        try:
+            self._writer.close()
+        except RuntimeError:
+            UNCLOSED.append(self._writer)
+        self._writer = None
+        self.comm.barrier()
+        if self.comm.rank == 0:
+            for path in temporary:
+                remove_path(path)
+        self.comm.barrier()
+
     def close(self) -> None:
         """Close the writer and move the files to their final names. Collective."""
         if self._writer is None:
             return
-        self._writer.close()
+        failure = None
+        try:
+            self._writer.close()
+        except RuntimeError as exc:
+            if not is_disk_error(exc):
+                raise
+            failure = exc
+            UNCLOSED.append(self._writer)
         self._writer = None
-        self.comm.barrier()
+        failed = self.comm.allgather(None if failure is None else str(failure))
+        if any(f is not None for f in failed):
+            if self.comm.rank == 0:
+                for path in self._temporary():
+                    remove_path(path)
+            self.comm.barrier()
+            raise disk_error(self.path, failure or RuntimeError(next(f for f in failed if f)))
         if self.comm.rank == 0:
             if self.format == "vtx":
                 replace_into_place(self._tmp, self.path)

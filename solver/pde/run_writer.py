@@ -150,6 +150,12 @@ class RunWriter:
         if self.snapshots is not None:
             self.snapshots.close()
 
+    def abandon(self) -> None:
+        """After a full disk: drop the snapshots' temporary files (rho.bp keeps its previous
+        version, if any; the snapshots are in the checkpoint). Collective."""
+        if self.snapshots is not None:
+            self.snapshots.abandon()
+
     def finish(self, result, state: RunState) -> None:
         """Time series, checkpoint, figures, then summary.json (collective)."""
         if self.run_dir is None:

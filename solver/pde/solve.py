@@ -16,6 +16,7 @@ an uninterrupted one; on another rank count, to the round-off of the reductions.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 from dataclasses import asdict, dataclass, field
@@ -26,7 +27,7 @@ from mpi4py import MPI
 from tqdm import tqdm
 
 from solver import preemption
-from solver.errors import SchemeFailure
+from solver.errors import DiskFullError, SchemeFailure
 from solver.io import RunDirectory, remove_path
 from solver.model.cell_density import CellDensity
 from solver.model.density import Density
@@ -255,12 +256,12 @@ def solve(problem: Problem, settings: PDESettings, run_dir: RunDirectory | None 
             state.rows[key].append(float(value))
 
     def output(index: int, t: float, d: Diagnostics) -> None:
+        if index in snaps and writer.keeps_snapshots:  # first: a full disk leaves no trace
+            writer.snapshot(t)
+            state.snapshots.append((t, scheme.rho.x.array.copy()))
         for key, value in (("times", t), ("f", scheme.f.copy()), ("energy", d.energy),
                            ("loss", d.loss), ("mc", scheme.mc_variance())):
             state.outputs[key].append(value)
-        if index in snaps and writer.keeps_snapshots:
-            writer.snapshot(t)
-            state.snapshots.append((t, scheme.rho.x.array.copy()))
 
     if state is None:
         first = scheme.diagnostics()
@@ -273,9 +274,15 @@ def solve(problem: Problem, settings: PDESettings, run_dir: RunDirectory | None 
     clock = Clock(settings.checkpoint_every)
     good = scheme.density()
 
+    checkpoint_full = []  # a DiskFullError of the checkpoint itself: not tried again
+
     def save(status: str) -> None:
         state.next_dt = stepper.controller_state
-        writer.checkpoint(state, status, state.wall_time + time.perf_counter() - start)
+        try:
+            writer.checkpoint(state, status, state.wall_time + time.perf_counter() - start)
+        except DiskFullError:
+            checkpoint_full.append(True)
+            raise
 
     def checkpoint_or_stop() -> None:
         """One small collective per step: a checkpoint when due on any rank; when any
@@ -321,6 +328,15 @@ def solve(problem: Problem, settings: PDESettings, run_dir: RunDirectory | None 
             output(state.index, state.t, state.last)
             state.index += 1
     except (preemption.Preempted, CheckpointError):
+        raise
+    except DiskFullError:
+        # rho.bp's temporary files go; the time series and the state at the last step
+        # are written if they still fit (else the previous checkpoint stays)
+        writer.abandon()
+        if not checkpoint_full:
+            with contextlib.suppress(DiskFullError):
+                writer.timeseries(state, f"disk full after step {state.step}")
+                save(f"disk full after step {state.step}")
         raise
     except (SchemeFailure, RuntimeError):
         scheme.set_density(good)
