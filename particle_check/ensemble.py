@@ -10,12 +10,18 @@ A running task saves its state (particles, outputs so far, the generator's state
 bit-identical result. A partial file carries the SHA-256 of its contents and the
 fingerprint of the task (problem, n, seed, times, step settings): a truncated,
 corrupted or foreign one raises CheckpointError naming the file, never loads.
+
+A finished task file ``n*_seed*.npz`` carries the same (``meta``: format and fingerprint,
+``sha256`` of the meta and every array): one that is truncated, corrupted, from another
+task or written without a checksum (an older version) is named on stderr and recomputed
+(tasks are deterministic: the new file equals the lost one bit for bit).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -24,13 +30,14 @@ from tqdm import tqdm
 
 from particle_check.particles import ParticleRun, ParticleState, simulate
 from solver import preemption
-from solver.errors import CheckpointError
+from solver.errors import CheckpointError, MeanfieldError
 from solver.io import RunDirectory
 from solver.model.problem import Problem
 from solver.restart import Clock, fingerprint
 from solver.settings import ParticleSettings
 
 PARTIAL_FORMAT = "meanfield-particle-partial"
+TASK_FORMAT = "meanfield-particle-task"
 _PARTIAL_ARRAYS = ("theta", "f", "loss", "energy", "k1")
 
 
@@ -101,6 +108,54 @@ def load_partial(path: Path, task_id: str) -> ParticleState:
                          meta["evaluations"], meta["rng_state"], adaptive)
 
 
+def _task_digest(meta: str, arrays: dict[str, np.ndarray]) -> str:
+    digest = hashlib.sha256(meta.encode())
+    for name in sorted(arrays):
+        arr = np.ascontiguousarray(arrays[name])
+        digest.update(json.dumps([name, arr.dtype.str, list(arr.shape)]).encode() + arr.tobytes())
+    return digest.hexdigest()
+
+
+def save_task(run_dir: RunDirectory, n: int, seed: int, run: ParticleRun, task_id: str) -> None:
+    """A finished task's result, atomically: its arrays, a JSON meta (format, fingerprint)
+    and the SHA-256 of both."""
+    arrays = {k: np.asarray(v) for k, v in vars(run).items()}
+    meta = json.dumps({"format": TASK_FORMAT, "fingerprint": task_id}, sort_keys=True)
+    run_dir.write_npz(task_name(n, seed), meta=np.array(meta),
+                      sha256=np.array(_task_digest(meta, arrays)), **arrays)
+
+
+def load_task(path: Path, task_id: str) -> ParticleRun | None:
+    """The result in a finished task file, or None (and why, on stderr, naming the file)
+    when it must be recomputed: unreadable, truncated, corrupted (checksum), another task's
+    or written without a checksum."""
+    def redo(reason: str) -> None:
+        print(f"meanfield: warning: {path}: {reason}; recomputing the task", file=sys.stderr,
+              flush=True)
+
+    try:
+        with np.load(path) as data:
+            arrays = {k: data[k] for k in data.files}
+    except Exception as exc:  # zipfile, numpy and OS errors of a broken file
+        return redo(f"unreadable or truncated task file ({type(exc).__name__}: {exc})")
+    meta, stored = arrays.pop("meta", None), arrays.pop("sha256", None)
+    if meta is None or stored is None:
+        return redo("no checksum (written by an older version)")
+    meta = str(meta[()])
+    if _task_digest(meta, arrays) != str(stored[()]):
+        return redo("SHA-256 checksum mismatch: the file is corrupted")
+    try:
+        info = json.loads(meta)
+    except ValueError:
+        return redo("its meta is not JSON")
+    if info.get("format") != TASK_FORMAT or info.get("fingerprint") != task_id:
+        return redo("written by another task, problem or settings")
+    try:
+        return ParticleRun(**arrays)
+    except TypeError as exc:
+        return redo(f"not a task file ({exc})")
+
+
 class _TaskCheckpointer:
     """Saves a running task every ``every`` seconds; when pre-empted, saves and stops."""
 
@@ -138,22 +193,29 @@ def _run_task(problem: Problem, settings: ParticleSettings, times: np.ndarray,
         return simulate(problem, problem.sample_initial(rng, n), times, settings.dt,
                         settings.integrator, rng=rng, batch=settings.batch, rtol=settings.rtol)
     path = run_dir / task_name(n, seed)
+    task_id = task_fingerprint(problem, settings, times, n, seed)
     if path.exists():
-        with np.load(path) as data:
-            if np.array_equal(data["times"], times):
-                return ParticleRun(**{k: data[k] for k in data.files})
+        done = load_task(path, task_id)
+        if done is not None:
+            return done
     partial = run_dir / partial_name(n, seed)
     for stale in run_dir.path.glob(f".{partial.name}.tmp-*"):  # a killed writer's
         stale.unlink()
-    task_id = task_fingerprint(problem, settings, times, n, seed)
+    for stale in run_dir.path.glob(f".{path.name}.tmp-*"):
+        stale.unlink()
     state = load_partial(partial, task_id) if resume and partial.exists() else None
     rng = settings.rng(n, seed)
-    theta0 = problem.sample_initial(rng, n) if state is None else state.theta
+    if state is None:
+        with preemption.immediately(f"drawing the initial particles of task n={n}, "
+                                    f"seed={seed}"):
+            theta0 = problem.sample_initial(rng, n)
+    else:
+        theta0 = state.theta
     saver = _TaskCheckpointer(partial, task_id, settings.checkpoint_every,
                               f"particle task n={n}, seed={seed}")
     run = simulate(problem, theta0, times, settings.dt, settings.integrator, rng=rng,
                    batch=settings.batch, rtol=settings.rtol, checkpoint=saver, resume=state)
-    RunDirectory(run_dir.path).write_npz(task_name(n, seed), **vars(run))
+    save_task(RunDirectory(run_dir.path), n, seed, run, task_id)
     partial.unlink(missing_ok=True)
     return run
 
@@ -186,14 +248,14 @@ def run_ensemble(problem: Problem, settings: ParticleSettings, times: np.ndarray
             error = exc
             break
     outcomes = comm.allgather((preempted, None if error is None else (
-        isinstance(error, CheckpointError), f"{type(error).__name__}: {error}")))
+        type(error) if isinstance(error, MeanfieldError) else None,
+        f"{type(error).__name__}: {error}")))
     failed = [(rank, out[1]) for rank, out in enumerate(outcomes) if out[1] is not None]
     if error is not None:
         raise error
-    if failed:
-        rank, (checkpoint_error, message) = failed[0]
-        raise (CheckpointError if checkpoint_error else RuntimeError)(
-            f"a particle task on rank {rank} failed: {message}")
+    if failed:  # a named error keeps its class (and exit code) on every rank
+        rank, (kind, message) = failed[0]
+        raise (kind or RuntimeError)(f"a particle task on rank {rank} failed: {message}")
     if any(out[0] for out in outcomes):
         raise preemption.Preempted(f"particle ensemble pre-empted; finished tasks and the "
                                    f"running tasks' states are in {run_dir.path}")

@@ -41,6 +41,7 @@ from typing import Protocol
 
 import numpy as np
 
+from solver import preemption
 from solver.model import functionals
 from solver.model.domain import Box, Circle, Cylinder, Disc, Domain
 from solver.model.memory import reuse_freed_memory
@@ -472,14 +473,23 @@ def simulate(problem: Problem, theta0: np.ndarray, times: np.ndarray, dt: float,
             count = max(1, int(np.ceil((t1 - t0) / dt - 1e-9)))
             h = (t1 - t0) / count
             for j in range(substep if i == first else 0, count):
-                data = full if batch is None else draw_batch(problem, rng, batch)
-                if integrator == "rk4":
-                    new = rk4_step(lambda th, d=data: rhs(th, d), theta, h)
-                else:
-                    new = theta + h * rhs(theta, data)
-                if noisy:
-                    new += _noise(problem, rng, theta, h)
-                    new = reflect(problem.domain, new)
+                before = (evaluations, None if rng is None else rng.bit_generator.state)
+                try:  # a signal stops a long step at once; it is rolled back and saved
+                    with preemption.immediately(f"a particle step (n = {len(theta)})"):
+                        data = full if batch is None else draw_batch(problem, rng, batch)
+                        if integrator == "rk4":
+                            new = rk4_step(lambda th, d=data: rhs(th, d), theta, h)
+                        else:
+                            new = theta + h * rhs(theta, data)
+                        if noisy:
+                            new += _noise(problem, rng, theta, h)
+                            new = reflect(problem.domain, new)
+                except preemption.Preempted:
+                    evaluations = before[0]
+                    if rng is not None:
+                        rng.bit_generator.state = before[1]
+                    save(i, j, t0)  # the checkpointer saves this step's start and raises
+                    raise
                 theta = problem.domain.retract(new)
                 steps += 1
                 save(i, j + 1, t0)

@@ -18,6 +18,7 @@ Exit codes (solver/errors.py):
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
 from pathlib import Path
@@ -34,6 +35,7 @@ from solver.errors import (
     on_rank0,
 )
 from solver.io import RunDirectory
+from solver.lock import RunLock
 from solver.resources import check_resources
 
 if TYPE_CHECKING:
@@ -83,6 +85,18 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """The command line; every ``MeanfieldError`` becomes its message and exit code here."""
+    code = _main(argv)
+    output = sys.modules.get("solver.pde.output")
+    if output is not None and output.UNCLOSED:
+        # an ADIOS2 writer that a full disk left unable to close aborts the process from
+        # its destructor (exit 134): end here, with the code, without destructors
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    return code
+
+
+def _main(argv: list[str] | None) -> int:
     parser = _parser()
     args, extra = parser.parse_known_args(argv)
     try:
@@ -107,6 +121,30 @@ def _command(args: argparse.Namespace) -> int:
     """check, pde or run."""
     if args.command == "check":
         return _check(args)
+    from mpi4py import MPI
+
+    comm = MPI.COMM_WORLD
+    # SIGTERM/SIGUSR1 from here on: during the setup of a serial run they stop it at once
+    # (exit 75, nothing to save yet); under MPI the ranks agree at the next poll
+    with preemption.handle_signals():
+        lock = RunLock()  # taken in _setup (rank 0), released whatever happens
+        try:
+            with (preemption.immediately("the setup of the run") if comm.size == 1
+                  else contextlib.nullcontext()):
+                setup = _setup(args, comm, lock)
+            if isinstance(setup, int):
+                return setup
+            cfg, run_dir = setup
+            preemption.poll(comm, "the setup of the run")
+            return _run(args.command, cfg, run_dir, comm, args.resume)
+        finally:
+            lock.release()
+
+
+def _setup(args: argparse.Namespace, comm: MPI.Comm, lock: RunLock
+           ) -> tuple[RunConfig, RunDirectory] | int:
+    """Read and check the config, take the run directory's lock (into ``lock``), prepare
+    the directory: (config, run directory), or the exit code when there is nothing to do."""
     cfg = load(args.config)
     if args.output is not None:
         cfg.output = args.output
@@ -121,11 +159,8 @@ def _command(args: argparse.Namespace) -> int:
         cfg.pde = replace(cfg.pde, progress=progress,
                           petsc=tuple({**dict(cfg.pde.petsc), **extra}.items()))
 
-    from mpi4py import MPI
-
     from particle_check.pipeline import prepare_run_dir
 
-    comm = MPI.COMM_WORLD
     on_rank0(comm, lambda: check_resources(cfg, comm.size))
     try:
         import solver.pde.meshes  # noqa: F401 (DOLFINx, after the wheel's MPI when installed)
@@ -134,7 +169,13 @@ def _command(args: argparse.Namespace) -> int:
                           "install it (pip install '.[dolfinx]', or conda/spack: "
                           "docs/install.md); particles alone run from Python "
                           "(particle_check.particles.simulate)") from None
+    preemption.reinstall()  # PETSc, initialised by that import, took SIGTERM over
+    if cfg.pde is not None and cfg.pde.petsc:
+        from solver.pde.implicit import check_petsc_options
+
+        check_petsc_options(dict(cfg.pde.petsc))  # every rank: nothing collective
     on_rank0(comm, lambda: _check_output(cfg.output))
+    on_rank0(comm, lambda: lock.acquire(cfg.output))
     done = (cfg.output / "pde" if args.command == "pde" else cfg.output) / "summary.json"
     finished = comm.bcast(done.exists(), root=0)
     if finished and args.resume:
@@ -144,9 +185,7 @@ def _command(args: argparse.Namespace) -> int:
     if finished and args.command == "pde" and not args.force:
         raise RunExistsError(f"{done.parent} holds a finished run; pass --force to "
                              "overwrite it")
-    run_dir = prepare_run_dir(cfg, args.config, comm, args.force)
-    with preemption.handle_signals():
-        return _run(args.command, cfg, run_dir, comm, args.resume)
+    return cfg, prepare_run_dir(cfg, args.config, comm, args.force)
 
 
 def _check_output(output: Path) -> None:

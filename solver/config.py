@@ -140,6 +140,12 @@ def _initial(kind: str, v: dict[str, Any], dim: int, base: Path) -> density.Dens
     if kind == "gaussian":
         return density.Gaussian(v["mean"], v["std"])
     if kind == "uniform":
+        bad = [i for i, (lo, hi) in enumerate(zip(v["lower"], v["upper"], strict=False))
+               if not float(lo) < float(hi)]
+        if bad:
+            raise ConfigError(f"initial.lower, initial.upper: got lower {list(v['lower'])}, "
+                              f"upper {list(v['upper'])}; expected lower < upper in every "
+                              f"coordinate (not in coordinate {', '.join(map(str, bad))})")
         return density.Uniform(v["lower"], v["upper"])
     means, stds, weights = v["means"], v["stds"], v["weights"]
     if len(stds) != len(means):

@@ -40,6 +40,7 @@ from collections.abc import Mapping
 import numpy as np
 from petsc4py import PETSc
 
+from solver.errors import ConfigError
 from solver.pde.finite_volume import FiniteVolume
 from solver.settings import IMPLICIT_ORDER, PDESettings, auto_time_tolerance
 
@@ -50,6 +51,69 @@ from solver.settings import IMPLICIT_ORDER, PDESettings, auto_time_tolerance
 DEFAULT_PETSC_OPTIONS = {"ksp_type": "preonly", "pc_type": "lu",
                          "pc_factor_mat_solver_type": "mumps"}
 OPTIONS_PREFIX = "meanfield_"
+
+
+#: The prefix under which ``check_petsc_options`` tries the options on a 2 x 2 solve.
+CHECK_PREFIX = "meanfield_check_"
+
+
+def _try_options(options: Mapping[str, str]) -> tuple[str, list[str]]:
+    """(PETSc's complaint or "", the options it did not use) of a KSP set from ``options``
+    that solves a 2 x 2 diagonal system (type names, values and solver packages are all
+    looked at by then). The options are removed from PETSc's database afterwards."""
+    database = PETSc.Options()
+    added = [key for key in options if not database.hasName(CHECK_PREFIX + key)]
+    for key in added:
+        database.setValue(CHECK_PREFIX + key, options[key])
+    A = PETSc.Mat().createAIJ([2, 2], nnz=1, comm=PETSc.COMM_SELF)
+    ksp = PETSc.KSP().create(PETSc.COMM_SELF)
+    complaint = ""
+    try:
+        A.setValue(0, 0, 1.0)
+        A.setValue(1, 1, 2.0)
+        A.assemble()
+        ksp.setOptionsPrefix(CHECK_PREFIX)
+        ksp.setOperators(A)
+        ksp.setFromOptions()
+        b, x = A.createVecLeft(), A.createVecRight()
+        b.set(1.0)
+        ksp.solve(b, x)
+    except PETSc.Error as exc:
+        lines = [line.removeprefix("[0] ").strip() for line in str(exc).splitlines()[1:]]
+        complaint = "; ".join(line for line in lines if line and "() at " not in line
+                              and not line.startswith("See https"))
+        complaint = complaint or f"PETSc error code {getattr(exc, 'ierr', '?')}"
+    finally:
+        unused = [key for key in added if not database.used(CHECK_PREFIX + key)]
+        for key in added:
+            database.delValue(CHECK_PREFIX + key)
+        ksp.destroy()
+        A.destroy()
+    return complaint, unused
+
+
+def check_petsc_options(options: Mapping[str, str]) -> None:
+    """ConfigError naming the option of [pde.petsc] / --petsc that PETSc rejects (a type it
+    does not know, a value it cannot read, a solver package it does not have) or does not
+    use (a misspelt name, an option of another solver), before any work. Monitors and
+    viewers are not tried (they would print)."""
+    tried = {key: str(value) for key, value in options.items()
+             if "monitor" not in key and "view" not in key}
+    if not tried:
+        return
+    complaint, unused = _try_options(tried)
+    fix = ("fix or drop it (without options the solve is a direct MUMPS LU; an iterative "
+           "one: ksp_type=gmres, pc_type=bjacobi, ksp_rtol=1e-13)")
+    if complaint:
+        culprits = [key for key in tried
+                    if not _try_options({k: v for k, v in tried.items() if k != key})[0]]
+        named = ", ".join(f"{key}={tried[key]}" for key in culprits) or ", ".join(
+            f"{k}={v}" for k, v in tried.items())
+        raise ConfigError(f"pde.petsc (or --petsc): PETSc rejects {named}: {complaint}; {fix}")
+    if unused:
+        raise ConfigError("pde.petsc (or --petsc): PETSc did not use " + ", ".join(
+            f"{key}={tried[key]}" for key in unused) + " (a misspelt name, or an option of "
+            f"another solver than the one chosen); {fix}")
 
 
 #: Steps per octave of the grid the step factor is rounded down onto.
@@ -91,6 +155,8 @@ class ImplicitEuler:
         self.ksp.setOperators(self.A)
         # the defaults apply only when no solver is named; the options go into PETSc's global
         # database for setFromOptions and are removed again (options already there win)
+        if petsc_options:
+            check_petsc_options(petsc_options)
         chosen = dict(petsc_options or {}) or dict(DEFAULT_PETSC_OPTIONS)
         options = PETSc.Options()
         added = [key for key in chosen if not options.hasName(OPTIONS_PREFIX + key)]
