@@ -259,6 +259,61 @@ class GaussianMixture(Density):
         return float(np.dot(self.probabilities, masses))
 
 
+@dataclass(frozen=True, eq=False)
+class GaussianVonMises(Density):
+    """rho_0(c, z) = N(c; mean[:-1], diag(std^2)) exp(kappa cos(z - mean[-1])) / (2 pi I_0(kappa))
+    on a cylinder (c, z) or a circle (z only, ``std`` empty): Gaussian in the flat
+    coordinates, von Mises in the angle (kappa = 0: uniform in the angle). Smooth and
+    periodic in z, so it sees the period of the angle."""
+
+    mean: np.ndarray
+    std: np.ndarray
+    kappa: float
+
+    def __post_init__(self) -> None:
+        mean = _as_vector("mean", self.mean)
+        std = np.asarray(self.std, dtype=float).reshape(-1)
+        if std.size != mean.size - 1 or np.any(~np.isfinite(std)) or np.any(std <= 0):
+            raise ValueError(f"std: need {mean.size - 1} positive numbers (one per flat "
+                             f"coordinate, none for the angle), got {std.tolist()}")
+        kappa = float(self.kappa)
+        if not (np.isfinite(kappa) and kappa >= 0):
+            raise ValueError(f"kappa: must be a finite number >= 0, got {self.kappa}")
+        object.__setattr__(self, "mean", mean)
+        object.__setattr__(self, "std", std)
+        object.__setattr__(self, "kappa", kappa)
+
+    @property
+    def dim(self) -> int:
+        return self.mean.size
+
+    def check_domain(self, domain: Domain) -> None:
+        super().check_domain(domain)
+        if not isinstance(domain, Circle | Cylinder):
+            raise ValueError(f"initial: a von Mises density needs an angle (a circle or "
+                             f"cylinder domain), but the domain is the {domain.describe()}")
+
+    def pdf(self, theta: np.ndarray) -> np.ndarray:
+        theta = np.asarray(theta, dtype=float)
+        c = (theta[:, :-1] - self.mean[:-1]) / self.std
+        gauss = np.exp(-0.5 * np.sum(c**2, axis=1)) / (
+            np.prod(self.std) * (2 * np.pi) ** (c.shape[1] / 2))
+        k = self.kappa  # exp(k cos) / (2 pi I_0(k)) = exp(k (cos - 1)) / (2 pi ive(0, k))
+        return gauss * np.exp(k * (np.cos(theta[:, -1] - self.mean[-1]) - 1)) / (
+            2 * np.pi * ive(0, k))
+
+    def sample(self, rng: np.random.Generator, n: int) -> np.ndarray:
+        flat = self.mean[:-1] + self.std * rng.standard_normal((n, self.dim - 1))
+        z = rng.vonmises(self.mean[-1], self.kappa, size=n)
+        return np.column_stack([flat, z])
+
+    def _mass_in_box(self, box: Box) -> float:
+        """Mass in [lower, upper] x (-pi, pi] (the angle's whole period)."""
+        lo = ndtr((np.asarray(box.lower)[:-1] - self.mean[:-1]) / self.std)
+        hi = ndtr((np.asarray(box.upper)[:-1] - self.mean[:-1]) / self.std)
+        return float(np.prod(hi - lo))
+
+
 class DomainDensity(Density):
     """A density defined on exactly the domain ``check_domain`` accepts: all its mass is in
     that domain, and its draws need no restriction."""

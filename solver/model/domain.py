@@ -11,6 +11,11 @@ Domains: ``Box`` (interval, rectangle, box), ``Disc`` (flat, k = 2), ``Circle``
 (an angle, meshed as a polygon in R^2), ``Cylinder`` (theta = (c, z), meshed as a
 surface in R^3) and ``Sphere`` (unit vectors in R^d; meshed for d = 3 only).
 Periodic angles are periodic through the embedded mesh, never through constraints.
+
+The meshes of curved domains are flat-faced (an inscribed polygon or polyhedron). The map
+Phi from a mesh point to the exact surface projects the ``radial_axes`` coordinates onto
+the unit circle or sphere (``from_mesh`` is Phi followed by the chart); its Jacobian
+``chart_jacobian`` lets a scheme use the exact metric of the surface on the flat cells.
 """
 
 from __future__ import annotations
@@ -59,6 +64,27 @@ class Domain(ABC):
     def to_mesh(self, theta: np.ndarray) -> np.ndarray:
         """Mesh coordinates of theta (N, k) -> (N, gdim)."""
         return np.asarray(theta, dtype=float).copy()
+
+    @property
+    def radial_axes(self) -> tuple[int, ...]:
+        """Mesh coordinates that Phi projects radially onto the unit sphere (none: flat)."""
+        return ()
+
+    def chart_jacobian(self, X: np.ndarray) -> np.ndarray:
+        """dPhi at mesh points X (N, gdim) -> (N, gdim, gdim), Phi the projection of the
+        ``radial_axes`` coordinates y onto the unit sphere: dPhi = (I - y y^T/|y|^2)/|y|
+        on those axes, the identity on the others."""
+        X = np.asarray(X, dtype=float)
+        n, gdim = X.shape
+        out = np.broadcast_to(np.eye(gdim), (n, gdim, gdim)).copy()
+        axes = list(self.radial_axes)
+        if axes:
+            y = X[:, axes]
+            r = np.linalg.norm(y, axis=1)
+            yhat = y / r[:, None]
+            block = (np.eye(len(axes)) - yhat[:, :, None] * yhat[:, None, :]) / r[:, None, None]
+            out[:, axes[0]:axes[-1] + 1, axes[0]:axes[-1] + 1] = block
+        return out
 
     def tangent_gradient(self, theta: np.ndarray, grad: np.ndarray) -> np.ndarray:
         """Riemannian gradient, in mesh coordinates (N, gdim), of a function with
@@ -240,6 +266,10 @@ class Circle(Domain):
         z = np.asarray(theta, dtype=float)[:, 0]
         return (z >= -np.pi) & (z <= np.pi)
 
+    @property
+    def radial_axes(self) -> tuple[int, ...]:
+        return (0, 1)
+
     def from_mesh(self, X: np.ndarray) -> np.ndarray:
         X = np.asarray(X, dtype=float)
         return wrap_angle(np.arctan2(X[:, 1], X[:, 0]))[:, None]
@@ -303,6 +333,10 @@ class Cylinder(Domain):
 
     def contains(self, theta: np.ndarray) -> np.ndarray:
         return self.bounding_box().contains(np.asarray(theta, dtype=float))
+
+    @property
+    def radial_axes(self) -> tuple[int, ...]:
+        return (1, 2)
 
     def from_mesh(self, X: np.ndarray) -> np.ndarray:
         X = np.asarray(X, dtype=float)
@@ -379,6 +413,10 @@ class Sphere(Domain):
 
     def contains(self, theta: np.ndarray) -> np.ndarray:
         return np.abs(np.linalg.norm(np.asarray(theta, dtype=float), axis=1) - 1) <= 1e-9
+
+    @property
+    def radial_axes(self) -> tuple[int, ...]:
+        return tuple(range(self.ambient_dim))
 
     def from_mesh(self, X: np.ndarray) -> np.ndarray:
         return self.retract(X)

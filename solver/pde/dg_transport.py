@@ -88,6 +88,10 @@ from solver.pde.scheme import Diagnostics
 
 #: Relative safety margin of the limiter: min_P rho >= 1e-12 rho_bar after limiting.
 LIMITER_MARGIN = 1e-12
+#: Cell averages below this are set to 0 by the limiter: in the subnormal range a product no
+#: longer has relative precision (-4.9e-324 at a limiter point otherwise); the mass so dropped
+#: is below MIN_AVERAGE times the domain's measure.
+MIN_AVERAGE = 1e-280
 
 
 def _facet_rule(cell: basix.CellType, degree: int) -> tuple[np.ndarray, np.ndarray]:
@@ -246,9 +250,17 @@ class DGTransport:
         detj = fem.Expression(abs(ufl.JacobianDeterminant(msh)), Xq).eval(msh, owned)
         self.W = detj.reshape(self.n_cells, nq) * wq
         self.volumes = self.W.sum(axis=1)
-        kinv = fem.Expression(ufl.JacobianInverse(msh), Xq).eval(msh, owned)
-        kinv = kinv.reshape(self.n_cells, nq, tdim, gdim)
-        metric = np.einsum("cqsg,g,cqtg->stcq", kinv, self.mobility, kinv)  # K D K^T
+        self._curved = bool(dom.radial_axes)
+        if self._curved:  # the exact surface's inverse metric; rho is per unit mesh area
+            jac = fem.Expression(ufl.Jacobian(msh), Xq).eval(msh, owned)
+            ginv, area = exact_metric(jac.reshape(-1, gdim, tdim), dom.chart_jacobian(xq))
+            metric = ginv.reshape(self.n_cells, nq, tdim, tdim).transpose(2, 3, 0, 1)
+            self._area = area.reshape(self.n_cells, nq)
+        else:
+            kinv = fem.Expression(ufl.JacobianInverse(msh), Xq).eval(msh, owned)
+            kinv = kinv.reshape(self.n_cells, nq, tdim, gdim)
+            metric = np.einsum("cqsg,g,cqtg->stcq", kinv, self.mobility, kinv)  # K D K^T
+            self._area = np.ones((self.n_cells, nq))
         self._metric = [[np.ascontiguousarray(metric[i, j]) for j in range(tdim)]
                         for i in range(tdim)]
         self.theta = dom.from_mesh(xq)
@@ -323,8 +335,19 @@ class DGTransport:
             w = at_limiter_points(scale)[..., 0]
         else:  # point facets
             w = np.ones(shape)
-        kinv = at_limiter_points(fem.Expression(ufl.JacobianInverse(msh), Xf).eval(msh, ents))
-        kd = kinv.reshape(*shape, tdim, gdim) * self.mobility  # K D
+        if self._curved:
+            # side speeds a g^{-1} J^T n of each cell's own conormal n (the exact metric g)
+            jac = at_limiter_points(fem.Expression(ufl.Jacobian(msh), Xf).eval(msh, ents))
+            ginv, area = exact_metric(jac.reshape(-1, gdim, tdim),
+                                      self.problem.domain.chart_jacobian(xp.reshape(-1, gdim)))
+            jn = np.einsum("pgt,pg->pt", jac.reshape(-1, gdim, tdim), ns.reshape(-1, gdim))
+            side = (area[:, None] * np.einsum("pst,pt->ps", ginv, jn)).reshape(*shape, tdim)
+            inv_area = 1.0 / area.reshape(shape)
+        else:
+            kinv = at_limiter_points(
+                fem.Expression(ufl.JacobianInverse(msh), Xf).eval(msh, ents))
+            kd = kinv.reshape(*shape, tdim, gdim) * self.mobility  # K D
+            inv_area = np.ones(shape)
         xs = xp
 
         facet = c2f.reshape(-1)
@@ -341,7 +364,13 @@ class DGTransport:
         perm = np.argmin(_pair_distances(xs[c0, l0], xs[c1, l1]), axis=2)
         if len(c0) and not np.all(np.sort(perm, axis=1) == np.arange(nfp)):
             raise RuntimeError("DG: facet points of neighbouring cells do not match")
-        n_sym = (ns[c0, l0] - ns[c1, l1][rows, perm]) / 2  # outward from side 0
+        if self._curved:  # a = (a0 u0 . n0 - a1 u1 . n1) / 2, the mass-flux speed
+            e0 = side[c0, l0].transpose(2, 1, 0).copy()
+            e1 = -side[c1, l1][rows, perm].transpose(2, 1, 0)
+        else:  # a = {u} . n_s
+            n_sym = (ns[c0, l0] - ns[c1, l1][rows, perm]) / 2  # outward from side 0
+            e0 = np.einsum("fptg,fpg->tpf", kd[c0, l0], n_sym)
+            e1 = np.einsum("fptg,fpg->tpf", kd[c1, l1][rows, perm], n_sym)
         w0, w1 = w[c0, l0], w[c1, l1][rows, perm]
         volumes = np.full(nl, np.inf)
         volumes[: self.n_cells] = self.volumes  # ghost sides never limit the step
@@ -354,17 +383,21 @@ class DGTransport:
         self._inner = {
             "i0": flat(c0, l0, point), "i1": flat(c1, l1, perm), "w": w0.T.copy(),
             "cf0": c0.astype(np.intp) * nfl + l0, "cf1": c1.astype(np.intp) * nfl + l1,
-            # a = {u} . n_s = -(ghat0 . e0 + ghat1 . e1) / 2, ghat reference gradients of Psi
-            "e0": np.einsum("fptg,fpg->tpf", kd[c0, l0], n_sym).copy(),
-            "e1": np.einsum("fptg,fpg->tpf", kd[c1, l1][rows, perm], n_sym).copy(),
-            # outflow a^+ at a point of a cell's facet counts w_g / (c_g |K|) times a^+
-            "scale0": (w0 / self._facet_c / volumes[c0, None]).T.copy(),
-            "scale1": (w1 / self._facet_c[perm] / volumes[c1, None]).T.copy(),
+            # a = -(ghat0 . e0 + ghat1 . e1) / 2, ghat reference gradients of Psi
+            "e0": np.ascontiguousarray(e0), "e1": np.ascontiguousarray(e1),
+            # outflow a^+ at a point of a cell's facet moves w_g a^+ rho~/area of its mass:
+            # w_g / (c_g |K| area_g) times a^+ rho~
+            "scale0": (w0 * inv_area[c0, l0] / self._facet_c / volumes[c0, None]).T.copy(),
+            "scale1": (w1 * inv_area[c1, l1][rows, perm] / self._facet_c[perm]
+                       / volumes[c1, None]).T.copy(),
         }
+        self._inv_area_facet = inv_area.reshape(-1) if self._curved else None
         single = (count[facet] == 1) & (cells < self.n_cells)
         cb, lb = cells[single], local[single]
+        e = (side[cb, lb].transpose(2, 1, 0) if self._curved
+             else np.einsum("fptg,fpg->tpf", kd[cb, lb], ns[cb, lb]))
         self._boundary = {"i": flat(cb, lb, point), "w": w[cb, lb].T.copy(),
-                          "e": np.einsum("fptg,fpg->tpf", kd[cb, lb], ns[cb, lb]).copy()}
+                          "e": np.ascontiguousarray(e)}
 
     def _build_mass_solver(self) -> None:
         """Mass matrix with the cell Gauss rule of f (so int rho is the same sum) + KSP.
@@ -412,6 +445,7 @@ class DGTransport:
         self.unlimited_min = float(low.min(initial=np.inf))
         if len(bad):
             avg = np.einsum("cq,cq->c", pts[bad, : self._nq], self.W[bad]) / self.volumes[bad]
+            avg[np.abs(avg) < MIN_AVERAGE] = 0.0  # no relative precision left: an empty cell
             with np.errstate(divide="ignore", invalid="ignore"):
                 t = np.where(avg > 0, (1 - LIMITER_MARGIN) * avg / (avg - low[bad]), 0.0)
             t = np.clip(t, 0.0, 1.0)
@@ -419,6 +453,12 @@ class DGTransport:
             values = values.copy()
             values[dofs] = avg[:, None] + t[:, None] * (values[dofs] - avg[:, None])
             pts[bad] = values[dofs] @ self._BT
+            # rounding (dofs far above the average) can still leave a few ulps below 0:
+            # such a cell becomes its (>= 0) average, whose point values are >= 0 exactly
+            still = np.flatnonzero((pts[bad].min(axis=1) < 0) & (avg >= 0))
+            if len(still):
+                values[dofs[still]] = avg[still, None]
+                pts[bad[still]] = values[dofs[still]] @ self._BT
         self._points = pts
         return values
 
@@ -446,7 +486,7 @@ class DGTransport:
 
     def initial_density(self) -> np.ndarray:
         """L2 projection of rho_0 (cell Gauss rule), limited to >= 0, mass exactly 1."""
-        pdf = self.problem.initial.pdf(self.theta).reshape(self.n_cells, self._nq)
+        pdf = self.problem.initial.pdf(self.theta).reshape(self.n_cells, self._nq) * self._area
         b = np.zeros(self.n_owned)
         b[self._dofs] = (pdf * self.W) @ self._BT[:, : self._nq].T
         values = self._limit(self._solve_mass(b))
@@ -487,8 +527,10 @@ class DGTransport:
         return self._kin
 
     def _facet_rho(self) -> np.ndarray:
-        """rho at the facet points of every local cell, flat over (n_local, nfl, nfp)."""
-        return (np.take(self.rho.x.array, self._dofs_all) @ self._BfT).reshape(-1)
+        """rho (per unit area of the exact surface: rho~/area) at the facet points of every
+        local cell, flat over (n_local, nfl, nfp)."""
+        values = (np.take(self.rho.x.array, self._dofs_all) @ self._BfT).reshape(-1)
+        return values if self._inv_area_facet is None else values * self._inv_area_facet
 
     # -- the scheme ---------------------------------------------------------
     def rate(self) -> np.ndarray:
@@ -587,16 +629,37 @@ class DGTransport:
         if self._ufl_rate is None:
             msh, rho, v = self.mesh, self.rho, ufl.TestFunction(self.V)
             meta = {"quadrature_degree": self._qdeg}
-            grad = ufl.grad(self.psi)
-            u = -ufl.as_vector([float(m) * grad[i] for i, m in enumerate(self.mobility)])
             n = ufl.FacetNormal(msh)
-            a = ufl.dot(ufl.avg(u), (n("+") - n("-")) / 2)
-            flux = rho("+") * (a + abs(a)) / 2 + rho("-") * (a - abs(a)) / 2
+            if self._curved:
+                u, area = self._ufl_exact_velocity()
+                a = (area("+") * ufl.dot(u("+"), n("+"))
+                     - area("-") * ufl.dot(u("-"), n("-"))) / 2
+                up, down = rho("+") / area("+"), rho("-") / area("-")
+            else:
+                grad = ufl.grad(self.psi)
+                u = -ufl.as_vector([float(m) * grad[i] for i, m in enumerate(self.mobility)])
+                a = ufl.dot(ufl.avg(u), (n("+") - n("-")) / 2)
+                up, down = rho("+"), rho("-")
+            flux = up * (a + abs(a)) / 2 + down * (a - abs(a)) / 2
             dx = ufl.Measure("dx", domain=msh, metadata=meta)
             dS = ufl.Measure("dS", domain=msh, metadata=meta)
             self._ufl_rate = fem.form(rho * ufl.dot(u, ufl.grad(v)) * dx
                                       - flux * ufl.jump(v) * dS)
         return self._ufl_rate
+
+    def _ufl_exact_velocity(self):
+        """u = -J g^{-1} J^T grad Psi (g the exact surface's metric) and the area factor."""
+        msh, axes = self.mesh, list(self.problem.domain.radial_axes)
+        x = ufl.SpatialCoordinate(msh)
+        r = ufl.sqrt(sum(x[i] ** 2 for i in axes))
+        gdim = msh.geometry.dim
+        dphi = ufl.as_matrix([[((i == j) - x[i] * x[j] / r**2) / r if i in axes and j in axes
+                                else float(i == j) for j in range(gdim)] for i in range(gdim)])
+        jac = ufl.Jacobian(msh)
+        je = dphi * jac
+        g = je.T * je
+        area = ufl.sqrt(ufl.det(g) / ufl.det(jac.T * jac))
+        return -jac * ufl.inv(g) * jac.T * ufl.grad(self.psi), area
 
     def reference_rate(self) -> np.ndarray:
         """``rate`` computed by assembling ``ufl_rate_form`` (slower; for tests)."""
@@ -605,6 +668,16 @@ class DGTransport:
         fem.assemble_vector(vec.array, self.ufl_rate_form())
         vec.scatter_reverse(la.InsertMode.add)
         return self._solve_mass(vec.array[: self.n_owned])
+
+
+def exact_metric(jac: np.ndarray, dphi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The exact surface's metric on a flat cell, at points with cell Jacobian J (N, gdim,
+    tdim) and surface-map Jacobian dPhi (N, gdim, gdim): g = (dPhi J)^T (dPhi J), returns
+    g^{-1} (N, tdim, tdim) and the area factor a = sqrt(det g / det J^T J)."""
+    je = dphi @ jac
+    g = np.einsum("ngs,ngt->nst", je, je)
+    flat = np.einsum("ngs,ngt->nst", jac, jac)
+    return np.linalg.inv(g), np.sqrt(np.linalg.det(g) / np.linalg.det(flat))
 
 
 def _pair_distances(a: np.ndarray, b: np.ndarray) -> np.ndarray:
