@@ -4,8 +4,13 @@ Built once per mesh (flat or a surface embedded in 3-D) and held as numpy arrays
 indexed by local DG0 degrees of freedom, so every flux evaluation is a few
 vectorised gathers and one scatter-add:
 
-    cells:     |K| (area on a surface), centroid X_K (embedding coordinates)
-    interior:  (K, L), |sigma|, d_KL = |X_L - X_K|, for facets touching an owned cell
+    cells:     |K| (area on a surface), cell point X_K (embedding coordinates): the centroid,
+               on triangles the circumcentre, so X_L - X_K crosses the facet at right
+               angles and the two-point flux is consistent (with centroids FV did not
+               converge on the icosphere: L1 error 0.08 -> 0.12 from level 2 to 5)
+    interior:  (K, L), |sigma|, d_KL = |X_L - X_K| (triangles: |X_K - m| + |X_L - m|, m
+               the facet midpoint, the distance unfolded across a surface's fold),
+               for facets touching an owned cell
     boundary:  (K, |sigma|, outward conormal n) for facets of owned cells on the domain boundary
 
 With shared-facet ghosting every facet of an owned cell has both its cells on the
@@ -27,7 +32,7 @@ class FVGeometry:
 
     n_owned: int
     volumes: np.ndarray  # (n_local,) |K|
-    centroids: np.ndarray  # (n_local, gdim) X_K
+    centroids: np.ndarray  # (n_local, gdim) X_K (circumcentres on triangles)
     inner: np.ndarray  # (F, 2) dofs (K, L)
     inner_area: np.ndarray  # (F,) |sigma|
     inner_distance: np.ndarray  # (F,) d_KL
@@ -66,6 +71,17 @@ def _conormal(points: np.ndarray, outward: np.ndarray) -> np.ndarray:
     return n / np.linalg.norm(n, axis=1, keepdims=True)
 
 
+def _circumcentres(points: np.ndarray) -> np.ndarray:
+    """Circumcentres of triangles (C, 3, gdim), gdim 2 or 3:
+    a + (|u|^2 v x w + |v|^2 w x u) / (2 |w|^2), u = b - a, v = c - a, w = u x v."""
+    pad = np.zeros((*points.shape[:2], 3))
+    pad[..., : points.shape[2]] = points
+    a, u, v = pad[:, 0], pad[:, 1] - pad[:, 0], pad[:, 2] - pad[:, 0]
+    w = np.cross(u, v)
+    uu, vv, ww = (np.sum(z * z, axis=1, keepdims=True) for z in (u, v, w))
+    return (a + (uu * np.cross(v, w) + vv * np.cross(w, u)) / (2 * ww))[:, : points.shape[2]]
+
+
 def cell_volumes(V: fem.FunctionSpace) -> np.ndarray:
     """|K| by DG0 dof on owned and ghost cells."""
     vec = la.vector(V.dofmap.index_map)
@@ -87,7 +103,11 @@ def build_geometry(msh: mesh.Mesh, V: fem.FunctionSpace) -> FVGeometry:
 
     centroids = np.empty((n_local, gdim))
     cells = np.arange(n_local, dtype=np.int32)
-    centroids[dof] = mesh.compute_midpoints(msh, tdim, cells)[:, :gdim]
+    triangles = msh.topology.cell_name() == "triangle"
+    if triangles:  # circumcentres: the line between two crosses their facet at right angles
+        centroids[dof] = _circumcentres(X[mesh.entities_to_geometry(msh, tdim, cells)])
+    else:
+        centroids[dof] = mesh.compute_midpoints(msh, tdim, cells)[:, :gdim]
 
     msh.topology.create_connectivity(tdim - 1, tdim)
     f2c = msh.topology.connectivity(tdim - 1, tdim)
@@ -102,6 +122,10 @@ def build_geometry(msh: mesh.Mesh, V: fem.FunctionSpace) -> FVGeometry:
     fpts = X[mesh.entities_to_geometry(msh, tdim - 1, two.astype(np.int32))]
     delta = centroids[pairs[:, 1]] - centroids[pairs[:, 0]]
     dist = np.linalg.norm(delta, axis=1)
+    if triangles:  # unfolded across the facet (a surface mesh folds there)
+        mid = fpts.mean(axis=1)
+        dist = (np.linalg.norm(centroids[pairs[:, 0]] - mid, axis=1)
+                + np.linalg.norm(centroids[pairs[:, 1]] - mid, axis=1))
 
     one = np.flatnonzero((counts == 1) & owned_cell[first])
     bpts = X[mesh.entities_to_geometry(msh, tdim - 1, one.astype(np.int32))]
