@@ -146,6 +146,7 @@ def _setup(args: argparse.Namespace, comm: MPI.Comm, lock: RunLock
     """Read and check the config, take the run directory's lock (into ``lock``), prepare
     the directory: (config, run directory), or the exit code when there is nothing to do."""
     cfg = load(args.config)
+    cfg.require(*(("pde",) if args.command == "pde" else ("pde", "particles")))
     if args.output is not None:
         cfg.output = args.output
     if cfg.pde is not None:

@@ -689,6 +689,22 @@ def test_a_broken_checkpoint_as_initial_density_is_a_named_config_error(tmp_path
     assert not (tmp_path / "second").exists()
 
 
+@case("pde-without-pde-section", "run-without-particles-section")
+@pytest.mark.parametrize("command, section", [("pde", "pde"), ("run", "particles")])
+def test_a_command_without_its_section_is_refused_before_the_run_directory(
+        tmp_path, capsys, command, section):
+    """`meanfield pde` on a config without [pde] (a ValueError traceback after the run
+    directory was made) and `run` without [particles]: exit 2 naming the section, no
+    directory."""
+    raw = tomllib.loads(tiny_run_config(tmp_path / "run"))
+    del raw[section]
+    config = tmp_path / "partial.toml"
+    config.write_text(dump_toml(raw))
+    code, text, seconds = cli(capsys, command, config)
+    assert_named_error(code, text, seconds, ConfigError, f"[{section}]: missing section")
+    assert not (tmp_path / "run").exists()
+
+
 # -- the battery -------------------------------------------------------------------------
 
 def test_the_battery_has_at_least_100_cases():
