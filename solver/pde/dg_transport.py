@@ -10,12 +10,27 @@ scheme is, for every test function v in DG_k,
     (d rho/dt, v) = (rho u, grad v) - sum_{interior F} <rho^up a, [v]>_F,
     a = {u} . n_s,  n_s = (n+ - n-)/2,  rho^up = rho+ if a > 0 else rho-,
 
-{u} the facet average and [v] = v+ - v-. The symmetric conormal n_s equals n+ on a
-flat mesh and keeps the flux single-valued (exactly conservative) on a polyhedral
-surface, where n+ != -n-. Boundary facets carry no flux; the would-be outflow
-int_boundary rho (u . n)^+ ds is reported as ``boundary_outflow``. The mass matrix
-is block diagonal (one block per cell) and is inverted by a PETSc KSP built once
-(preonly + PC vpbjacobi, the exact inverse of every cell block: mass is kept to round-off).
+{u} the facet average and [v] = v+ - v-, n_s = (n+ - n-)/2 = n+ on a flat mesh.
+
+Curved domains (circle, cylinder, sphere: ``domain.radial_axes``) are meshed by flat-faced
+cells whose vertices lie on the surface; Phi, the radial projection onto the surface, maps
+each flat cell onto a curved one exactly. The scheme solves the pulled-back equation on the
+flat cells: rho is the density per unit mesh area (rho~ = a rho o Phi, a = sqrt(det g /
+det J^T J) the area factor), the velocity in reference coordinates is -g^{-1} grad_ref Psi
+with g = (dPhi J)^T (dPhi J) the exact metric (U = g^{-1} ghat replaces K D K^T ghat), and
+the facet speed is the mass-flux average a = (a+ u+ . n+ - a- u- . n-)/2 of the two cells'
+own conormals, upwinding rho~/a (the surface density, continuous across the facet). The
+plain polygon had two O(h^2) defects, order 2 for every k: its own metric (speeds along the
+angle scaled by about 1 + h^2/12) and, through {u} . n_s, a flux smaller by cos^2 of half
+the fold angle (1 - h^2/4 along a polygon's angle). With the exact metric DG_k is at
+order k + 1 on the circle, the cylinder and the sphere (docs/verification.md,
+benchmarks/curved_domains.py). The written rho (rho.bp, checkpoints) is rho~, whose
+integral over the mesh is the mass.
+
+Boundary facets carry no flux; the would-be outflow int_boundary rho (u . n)^+ ds is
+reported as ``boundary_outflow``. The mass matrix is block diagonal (one block per cell)
+and is inverted by a PETSc KSP built once (preonly + PC vpbjacobi, the exact inverse of
+every cell block: mass is kept to round-off).
 
 Psi is evaluated exactly (through the unit matrix) at the nodes of the continuous
 Lagrange space CG_{k+1} and interpolated there, so grad Psi is accurate to O(h^{k+1}).
