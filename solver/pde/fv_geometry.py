@@ -5,9 +5,10 @@ indexed by local DG0 degrees of freedom, so every flux evaluation is a few
 vectorised gathers and one scatter-add:
 
     cells:     |K| (area on a surface), cell point X_K (embedding coordinates): the centroid,
-               on triangles the circumcentre, so X_L - X_K crosses the facet at right
-               angles and the two-point flux is consistent (with centroids FV did not
-               converge on the icosphere: L1 error 0.08 -> 0.12 from level 2 to 5)
+               on meshes of acute triangles the circumcentre, so X_L - X_K crosses the
+               facet at right angles and the two-point flux is consistent (with centroids
+               FV did not converge on the icosphere: L1 error 0.08 -> 0.12 from level 2
+               to 5); meshes with right or obtuse triangles keep the centroids
     interior:  (K, L), |sigma|, d_KL = |X_L - X_K| (triangles: |X_K - m| + |X_L - m|, m
                the facet midpoint, the distance unfolded across a surface's fold),
                for facets touching an owned cell
@@ -24,6 +25,7 @@ from dataclasses import dataclass
 import numpy as np
 import ufl
 from dolfinx import fem, la, mesh
+from mpi4py import MPI
 
 
 @dataclass(frozen=True)
@@ -71,6 +73,17 @@ def _conormal(points: np.ndarray, outward: np.ndarray) -> np.ndarray:
     return n / np.linalg.norm(n, axis=1, keepdims=True)
 
 
+def _acute(points: np.ndarray, margin: float = 1e-3) -> bool:
+    """Every triangle (C, 3, gdim) has all angles below 90 degrees (cosines > ``margin``)."""
+    for i in range(3):
+        a = points[:, (i + 1) % 3] - points[:, i]
+        b = points[:, (i + 2) % 3] - points[:, i]
+        cos = np.sum(a * b, axis=1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1))
+        if np.any(cos <= margin):
+            return False
+    return True
+
+
 def _circumcentres(points: np.ndarray) -> np.ndarray:
     """Circumcentres of triangles (C, 3, gdim), gdim 2 or 3:
     a + (|u|^2 v x w + |v|^2 w x u) / (2 |w|^2), u = b - a, v = c - a, w = u x v."""
@@ -103,9 +116,15 @@ def build_geometry(msh: mesh.Mesh, V: fem.FunctionSpace) -> FVGeometry:
 
     centroids = np.empty((n_local, gdim))
     cells = np.arange(n_local, dtype=np.int32)
-    triangles = msh.topology.cell_name() == "triangle"
-    if triangles:  # circumcentres: the line between two crosses their facet at right angles
-        centroids[dof] = _circumcentres(X[mesh.entities_to_geometry(msh, tdim, cells)])
+    triangles = False
+    if msh.topology.cell_name() == "triangle":
+        # circumcentres, if every triangle is acute (each strictly inside its cell): the line
+        # between two crosses their facet at right angles; a right triangle's sits on its
+        # hypotenuse, shared with its neighbour (d_KL = 0): such meshes keep the centroids
+        corners = X[mesh.entities_to_geometry(msh, tdim, cells)]
+        triangles = msh.comm.allreduce(_acute(corners), MPI.LAND)
+    if triangles:
+        centroids[dof] = _circumcentres(corners)
     else:
         centroids[dof] = mesh.compute_midpoints(msh, tdim, cells)[:, :gdim]
 
