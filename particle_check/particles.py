@@ -44,6 +44,7 @@ import numpy as np
 from solver import preemption
 from solver.model import functionals
 from solver.model.domain import Box, Circle, Cylinder, Disc, Domain
+from solver.model.losses import is_label
 from solver.model.memory import reuse_freed_memory
 from solver.model.ode import rk4_step
 from solver.model.problem import Problem
@@ -104,6 +105,9 @@ def draw_batch(problem: Problem, rng: np.random.Generator, size: int) -> DataBat
     if y.shape != (size,) or not np.all(np.isfinite(y)):
         raise ValueError(f"particles: target values at the {size} batch samples must be "
                          f"{size} finite numbers, got shape {y.shape}")
+    if problem.loss.labels and not is_label(y):
+        raise ValueError(f"particles: loss {problem.loss.name!r} needs labels -1, +1, but the "
+                         f"target gives other values on a batch of fresh samples")
     return DataBatch(x, np.full(size, 1.0 / size), y)
 
 
@@ -137,7 +141,8 @@ def potential_gradient_and_output(
     Pass 1 walks the column blocks once: the unit evaluates its matrix, adds its share of
     f_n and returns a vjp holding that matrix (kept for the last blocks whose total is
     <= max_bytes). Pass 2, in reverse order (the last blocks are still in cache), applies
-    the vjps to v_m = w_m (f_n(x_m) - y_m); blocks not kept are evaluated again.
+    the vjps to v_m = w_m d1 l(f_n(x_m), y_m) (square loss: w_m (f_n(x_m) - y_m)); blocks
+    not kept are evaluated again.
     Frozen axes get zero gradient; lam grad r is added.
     """
     data = full_data(problem) if data is None else data
@@ -157,7 +162,7 @@ def potential_gradient_and_output(
         f += part
         kept.append((cols, vjp if b >= first_kept else None))
         del vjp
-    v = data.weights * (f - data.y)
+    v = functionals.loss_weights(problem.loss, data.weights, f, data.y)
     grad = np.empty(theta.shape)
     while kept:
         cols, vjp = kept.pop()

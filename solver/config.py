@@ -11,7 +11,7 @@ SGD on tabulated targets, ...), so ``check``, ``pde``, ``run`` and ``sweep plan`
 validation. The layout (see examples/*.toml and docs/config.md):
 
     name, output            top level: run name, run directory
-    [problem]               t_final, beta (inf = noiseless), lambda
+    [problem]               t_final, beta (inf = noiseless), lambda, loss (+ its parameter)
     [unit] [data] [target] [domain] [initial]     kind + its keys
     [pde]  [pde.petsc]      mesh, scheme, integrator, outputs; PETSc options
     [particles]             widths, seeds, step, integrator, SGD batch
@@ -29,7 +29,7 @@ from solver.checkpoint_file import load_cell_density
 from solver.config_reference import explain, reference_markdown
 from solver.config_schema import PETSC, SECTIONS, TOP
 from solver.errors import CheckpointError, ConfigError
-from solver.model import density, quadrature, targets, units
+from solver.model import density, losses, quadrature, targets, units
 from solver.model.domain import Box, Circle, Cylinder, Disc, Domain, Sphere
 from solver.model.problem import Problem
 from solver.schema import Reader
@@ -159,6 +159,20 @@ def _initial(kind: str, v: dict[str, Any], dim: int, base: Path) -> density.Dens
         tuple(density.Gaussian(m, s) for m, s in zip(means, stds, strict=True)), weights)
 
 
+def _loss(v: dict[str, Any], target: targets.Target,
+          data: quadrature.DataQuadrature) -> losses.Loss:
+    """[problem] loss (+ its parameter), refused when the targets do not suit it."""
+    loss = losses.make_loss(v["loss"], huber_delta=v.get("huber_delta", 1.0),
+                            smooth_hinge_gamma=v.get("smooth_hinge_gamma", 1.0))
+    if loss.labels:
+        y = data.targets if data.targets is not None else target(data.points)
+        try:
+            loss.check_targets(y)
+        except ValueError as err:
+            raise ConfigError(f"problem.{err}") from None
+    return loss
+
+
 def _pde(v: dict[str, Any], given: set[str], domain: Domain, base: Path) -> PDESettings:
     checks.check_mesh_source(v, given, domain)
     petsc = tuple((key.lstrip("-"), str(value)) for key, value in (v["petsc"] or {}).items())
@@ -250,12 +264,14 @@ def parse(raw: dict[str, Any], base: Path = Path(".")) -> RunConfig:
     if None in (scalars, target, domain, initial):
         r.raise_any()
     t_final, beta, lam = (scalars[1][key] for key in ("t_final", "beta", "lambda"))
+    loss = r.build("", lambda: _loss(scalars[1], target, data))
     if pde is not None:
         r.build("", lambda: checks.pde_fits(pde, beta, initial))
     if particles is not None:
         r.build("", lambda: checks.particles_fit(particles, beta, read["target"][0], data))
+    r.raise_any()
     problem = r.build("", lambda: Problem(unit, data, target, domain, initial, beta=beta,
-                                          lam=lam, t_final=t_final, name=name))
+                                          lam=lam, t_final=t_final, name=name, loss=loss))
     r.raise_any()
     return RunConfig(name, output, problem, pde, particles, raw)
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from solver.model.losses import LOSSES
 from solver.model.units import ACTIVATIONS
 from solver.schema import Key, Section
 from solver.settings import INTEGRATORS, PARTICLE_INTEGRATORS, SCHEMES
@@ -91,6 +92,15 @@ PROBLEM = Section("problem", "The dynamics: d rho/dt = div(rho grad Psi) + (1/be
         check=positive, allowed="a number > 0 or inf"),
     Key("lambda", "a number", "weight of the confinement lambda |theta|^2/2", 0.0,
         check=lambda v: finite(v) and v >= 0, allowed="a finite number >= 0"),
+    Key("loss", "a string", "the loss l(f, y) of E = E_mu[l(f, y)]: (f - y)^2/2; "
+        "log(1 + exp(-y f)) (labels y = -1, +1); Huber; quadratically smoothed hinge of y f "
+        "(labels); Psi = E_mu[d1 l(f, y) s] + lambda r", "square", choices=LOSSES),
+    Key("huber_delta", "a number", "Huber's delta: quadratic for |f - y| <= delta, linear "
+        "beyond", 1.0, check=finite_positive, allowed="a finite number > 0",
+        when=("loss", "huber")),
+    Key("smooth_hinge_gamma", "a number", "width of the quadratic piece of the smoothed hinge",
+        1.0, check=finite_positive, allowed="a finite number > 0",
+        when=("loss", "smooth_hinge")),
 ))
 
 UNIT = {s.kind: s for s in (

@@ -46,7 +46,11 @@ def describe(value: object, depth: int = 0) -> object:
     if isinstance(value, type) or inspect.isroutine(value):
         return getattr(value, "__qualname__", repr(value))
     if dataclasses.is_dataclass(value):
-        items = {f.name: getattr(value, f.name) for f in dataclasses.fields(value)}
+        # a field added later with metadata {"fingerprint": "omit_default"} is left out at its
+        # default, so runs that do not use it keep the fingerprint of their checkpoints
+        items = {f.name: getattr(value, f.name) for f in dataclasses.fields(value)
+                 if not (f.metadata.get("fingerprint") == "omit_default"
+                         and getattr(value, f.name) is f.default)}
     elif hasattr(value, "__dict__"):
         items = vars(value)
     else:

@@ -13,6 +13,7 @@ from collections.abc import Iterator
 
 import numpy as np
 
+from solver.model.losses import Loss, is_label
 from solver.model.problem import Problem
 
 #: Default memory budget for one block of the unit matrix (and its gradients).
@@ -80,21 +81,29 @@ def network_output(problem: Problem, theta: np.ndarray, weights: np.ndarray,
     return UnitMatrix(problem, theta, max_bytes).forward(weights)
 
 
+def loss_weights(loss: Loss, weights: np.ndarray, f: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """v_m = w_m d1 l(f_m, y_m) for any data (the quadrature, or an SGD batch); for the
+    square loss w_m (f_m - y_m), the old expression."""
+    if loss.square:
+        return weights * (f - y)
+    return weights * loss.d1(f, y)
+
+
 def residual_weights(problem: Problem, f: np.ndarray) -> np.ndarray:
-    """v_m = w_m (f(x_m) - y_m): Psi = S^T v (+ lam r)."""
-    return problem.data.weights * (f - problem.y)
+    """v_m = w_m d1 l(f(x_m), y_m) (square loss: w_m (f(x_m) - y_m)): Psi = S^T v (+ lam r)."""
+    return loss_weights(problem.loss, problem.data.weights, f, problem.y)
 
 
 def potential(problem: Problem, theta: np.ndarray, f: np.ndarray,
               max_bytes: int = DEFAULT_MAX_BYTES) -> np.ndarray:
-    """Psi(theta_q) = sum_m w_m (f(x_m) - y_m) s(x_m; theta_q) + lam r(theta_q)."""
+    """Psi(theta_q) = sum_m w_m d1 l(f(x_m), y_m) s(x_m; theta_q) + lam r(theta_q)."""
     psi = UnitMatrix(problem, theta, max_bytes).adjoint(residual_weights(problem, f))
     return psi + problem.lam * problem.domain.regulariser(theta)
 
 
 def potential_gradient(problem: Problem, theta: np.ndarray, f: np.ndarray,
                        max_bytes: int = DEFAULT_MAX_BYTES) -> np.ndarray:
-    """grad_theta Psi(theta_q) = sum_m w_m (f(x_m) - y_m) grad s(x_m; theta_q) + lam grad r.
+    """grad_theta Psi(theta_q) = sum_m w_m d1 l(f(x_m), y_m) grad s(x_m; theta_q) + lam grad r.
 
     Axes in ``problem.frozen`` get zero gradient (they do not move).
     """
@@ -110,8 +119,20 @@ def potential_gradient(problem: Problem, theta: np.ndarray, f: np.ndarray,
 
 
 def loss(problem: Problem, f: np.ndarray) -> float:
-    """L = 1/2 sum_m w_m (f(x_m) - y_m)^2."""
-    return 0.5 * float(problem.data.weights @ (f - problem.y) ** 2)
+    """L = sum_m w_m l(f(x_m), y_m) (square loss: 1/2 sum_m w_m (f(x_m) - y_m)^2)."""
+    if problem.loss.square:
+        return 0.5 * float(problem.data.weights @ (f - problem.y) ** 2)
+    return float(problem.data.weights @ problem.loss.value(f, problem.y))
+
+
+def accuracy(problem: Problem, f: np.ndarray) -> float | None:
+    """sum_m w_m [sign f(x_m) = y_m], the classification accuracy on the data (the fraction
+    of points for equal weights; f = 0 counts as wrong); None unless every target is a label
+    -1 or +1. ``f`` may be (..., M): one accuracy per row then (an array)."""
+    if not is_label(problem.y):
+        return None
+    right = (np.sign(f) == problem.y).astype(float) @ problem.data.weights
+    return float(right) if np.ndim(right) == 0 else right
 
 
 def penalty(problem: Problem, theta: np.ndarray, weights: np.ndarray) -> float:
@@ -132,3 +153,15 @@ def mc_variance(problem: Problem, f: np.ndarray, f_squared: np.ndarray) -> float
     f_squared = sum_q W_q s(x_m; theta_q)^2 (UnitMatrix.forward_squared).
     """
     return float(problem.data.weights @ (f_squared - f**2))
+
+
+def mc_curvature(problem: Problem, f: np.ndarray, f_squared: np.ndarray) -> float:
+    """MC_H = sum_m w_m d2 l(f(x_m), y_m) (int s(x_m; theta)^2 rho(dtheta) - f(x_m)^2): the
+    resampling variance in the norm of the loss's curvature, ||g||_H^2 = sum_m w_m d2 l g_m^2,
+    the metric of the linearised fluctuations (= MC for the square loss, d2 l = 1). For n
+    i.i.d. draws from rho, E n ||f_n - f_rho||_H^2 = MC_H exactly (t = 0); that it bounds
+    the fluctuations during training is CRBV's theorem for the square loss only."""
+    if problem.loss.square:
+        return mc_variance(problem, f, f_squared)
+    h = problem.loss.d2(f, problem.y)
+    return float((problem.data.weights * h) @ (f_squared - f**2))

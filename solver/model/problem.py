@@ -8,6 +8,7 @@ import numpy as np
 
 from solver.model.density import Density
 from solver.model.domain import Domain
+from solver.model.losses import SQUARE, Loss
 from solver.model.quadrature import DataQuadrature
 from solver.model.targets import Target
 from solver.model.units import Unit
@@ -20,10 +21,13 @@ MAX_INITIAL_MASS_OUTSIDE = 1e-3
 class Problem:
     """Training of f_rho(x) = int s(x; theta) rho(dtheta) on E[rho] with
 
-        E[rho] = 1/2 sum_m w_m (f_rho(x_m) - y_m)^2 + lam int r(theta) rho(dtheta)
+        E[rho] = sum_m w_m l(f_rho(x_m), y_m) + lam int r(theta) rho(dtheta)
                  (+ 1/beta int rho log rho),
         d rho/dt = div(rho grad Psi[rho]) + (1/beta) Laplace rho,
-        Psi(theta; rho) = sum_m w_m (f_rho(x_m) - y_m) s(x_m; theta) + lam r(theta),
+        Psi(theta; rho) = sum_m w_m d1 l(f_rho(x_m), y_m) s(x_m; theta) + lam r(theta),
+
+l = ``loss`` (``solver.model.losses``; the square loss l = (f - y)^2/2 by default, then
+d1 l = f - y); a loss for labels (logistic, smooth hinge) refuses targets not in {-1, +1}.
 
     r = ``domain.regulariser`` (|theta|^2/2 on a box). rho_0 is ``initial``
     restricted to ``domain`` (and renormalised there). Parameter axes listed in
@@ -40,6 +44,8 @@ class Problem:
     t_final: float = 1.0
     name: str = "problem"
     frozen: tuple[int, ...] = ()
+    # left out of checkpoint fingerprints when square (those of earlier runs stay valid)
+    loss: Loss = field(default=SQUARE, metadata={"fingerprint": "omit_default"})
     y: np.ndarray = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -85,6 +91,9 @@ class Problem:
         y = np.asarray(y, dtype=float)
         if y.shape != (self.data.size,) or not np.all(np.isfinite(y)):
             raise ValueError("target: values at the data points must be M finite numbers")
+        if not isinstance(self.loss, Loss):
+            raise ValueError(f"loss: expected a solver.model.losses.Loss, got {self.loss!r}")
+        self.loss.check_targets(y)
         self.y = y
 
     @property

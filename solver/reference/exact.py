@@ -101,6 +101,9 @@ class LinearTranslation:
         if x.shape[1] != k or not np.allclose(unit.values(x, np.eye(k)), x, rtol=0,
                                               atol=1e-14 * (1 + np.abs(x).max())):
             raise ValueError("LinearTranslation: needs the linear unit s(x; theta) = theta . x")
+        if not problem.loss.square:
+            raise NotImplementedError(f"LinearTranslation: exact for the square loss only, not "
+                                      f"{problem.loss.name!r} (grad Psi is then not constant)")
         if problem.frozen:
             raise NotImplementedError("LinearTranslation: frozen axes are not supported")
         sigma = (x * w[:, None]).T @ x
@@ -256,6 +259,9 @@ class KernelFlow:
     def from_problem(cls, problem: Problem, tol: float = 1e-13) -> KernelFlow:
         if np.isfinite(problem.beta):
             raise NotImplementedError("KernelFlow: noiseless problems only (beta = inf)")
+        if not problem.loss.square:
+            raise NotImplementedError(f"KernelFlow: the linear kernel flow is the square loss's, "
+                                      f"not {problem.loss.name!r}'s")
         k = problem.param_dim
         free = [i for i in range(k) if i not in problem.frozen]
         if len(free) != 1:

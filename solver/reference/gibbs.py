@@ -125,6 +125,9 @@ def gibbs_state(problem: Problem, nodes: int | Sequence[int] = 64,
         raise ValueError("gibbs_state: the Gibbs measure needs finite beta")
     if problem.frozen:
         raise NotImplementedError("gibbs_state: frozen axes are not supported")
+    if not problem.loss.square:
+        raise NotImplementedError(f"gibbs_state: the Newton solve and its dual function are "
+                                  f"for the square loss, not {problem.loss.name!r}")
     periodic = periodic_axes(problem.domain)
     rule: TensorRule = box_rule(problem.domain, nodes, panels, periodic=periodic)
     theta, weights = rule.theta, rule.weights

@@ -3,7 +3,7 @@
     d rho/dt = div(rho grad Psi[rho])   is solved by   rho_t = sum_q W_q delta(theta_q(t)),
 
     d theta_q/dt = -P grad Psi(theta_q; rho_t),
-    Psi(theta; rho) = sum_m w_m (f_rho(x_m) - y_m) s(x_m; theta) + lam r(theta),
+    Psi(theta; rho) = sum_m w_m d1 l(f_rho(x_m), y_m) s(x_m; theta) + lam r(theta),
     f_rho(x_m) = sum_q W_q s(x_m; theta_q),
 
 (P = ``domain.project_velocity``; frozen axes get zero velocity) starting from weighted
@@ -65,9 +65,11 @@ DROP_WARNING = 1e-13
 
 @dataclass
 class LagrangianResult:
-    """Outputs at ``times``: f (T, M) at the data points, energy E = L + lam int r rho, loss L,
-    MC resampling variance, dissipation int |P grad Psi|^2 rho = -dE/dt, and the weight of the
-    nodes outside the domain; the final nodes ``theta`` with their weights."""
+    """Outputs at ``times``: f (T, M) at the data points, energy E = L + lam int r rho, loss L
+    (of ``problem.loss``), MC resampling variance, dissipation int |P grad Psi|^2 rho = -dE/dt,
+    and the weight of the nodes outside the domain; the final nodes ``theta`` with their
+    weights; ``mc_curvature`` MC_H(t), the resampling variance in the loss's curvature norm
+    (``functionals.mc_curvature``; = MC for the square loss; nan without d2)."""
 
     times: np.ndarray
     f: np.ndarray
@@ -85,6 +87,7 @@ class LagrangianResult:
     steps: int
     initial_mass_dropped: float
     initial_mass_cut: float
+    mc_curvature: np.ndarray | None = None
 
 
 def _sphere_rule(problem: Problem, n: int) -> tuple[np.ndarray, np.ndarray]:
@@ -104,6 +107,11 @@ def _sphere_rule(problem: Problem, n: int) -> tuple[np.ndarray, np.ndarray]:
         raise NotImplementedError(f"sphere rule: ambient dimension {d} not supported")
     W = w * problem.initial.pdf(theta)
     return theta, W / W.sum()
+
+
+def _has_curvature(problem: Problem) -> bool:
+    """Whether the loss has a second derivative (a CallableLoss may not)."""
+    return getattr(problem.loss, "has_d2", True)
 
 
 def initial_nodes(problem: Problem, nodes: int | Sequence[int] = 32, rule: str = "native"
@@ -153,7 +161,7 @@ class _Recorder:
     problem: Problem
     W: np.ndarray
     rows: dict = field(default_factory=lambda: {k: [] for k in (
-        "f", "energy", "loss", "mc", "dissipation", "mass_outside")})
+        "f", "energy", "loss", "mc", "mc_curvature", "dissipation", "mass_outside")})
 
     def __call__(self, theta: np.ndarray) -> None:
         p, W = self.problem, self.W
@@ -163,7 +171,10 @@ class _Recorder:
         self.rows["f"].append(f)
         self.rows["loss"].append(functionals.loss(p, f))
         self.rows["energy"].append(functionals.energy(p, f, theta, W))
-        self.rows["mc"].append(functionals.mc_variance(p, f, S.forward_squared(W)))
+        f2 = S.forward_squared(W)
+        self.rows["mc"].append(functionals.mc_variance(p, f, f2))
+        self.rows["mc_curvature"].append(
+            functionals.mc_curvature(p, f, f2) if _has_curvature(p) else np.nan)
         self.rows["dissipation"].append(float(W @ np.sum(v**2, axis=1)))
         self.rows["mass_outside"].append(float(W[~p.domain.contains(theta)].sum()))
 
@@ -219,7 +230,7 @@ def lagrangian_flow(problem: Problem, times: Sequence[float], nodes: int | Seque
     return LagrangianResult(times, rows["f"], rows["energy"], rows["loss"], rows["mc"],
                             rows["dissipation"], rows["mass_outside"], theta, W,
                             nodes if np.ndim(nodes) == 0 else tuple(nodes), rule, integrator,
-                            step_size, steps, dropped, cut)
+                            step_size, steps, dropped, cut, rows["mc_curvature"])
 
 
 @dataclass
