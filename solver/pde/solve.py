@@ -1,4 +1,5 @@
-"""The PDE time loop: adaptive steps, structural checks every step, outputs at fixed times.
+"""A PDE run: the mesh and the scheme, the step (CFL or error control), the time loop
+(solver.pde.time_loop, with its monitors) and the result.
 
 Explicit integrators take dt = cfl * (the scheme's positivity bound); the implicit
 one takes the step its error controller allows. Every accepted step records
@@ -16,7 +17,6 @@ an uninterrupted one; on another rank count, to the round-off of the reductions.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import time
 from dataclasses import asdict, dataclass, field
@@ -24,10 +24,8 @@ from pathlib import Path
 
 import numpy as np
 from mpi4py import MPI
-from tqdm import tqdm
 
-from solver import preemption
-from solver.errors import DiskFullError, SchemeFailure
+from solver.errors import SchemeFailure
 from solver.io import RunDirectory, remove_path
 from solver.model.cell_density import CellDensity
 from solver.model.density import Density
@@ -39,21 +37,21 @@ from solver.pde.meshes import build_mesh, load_mesh, read_mesh
 from solver.pde.output import read_timeseries
 from solver.pde.run_writer import CHECKPOINT, RunState, RunWriter
 from solver.pde.scheme import Diagnostics, Scheme
+from solver.pde.time_loop import (
+    COLUMNS,
+    ENERGY_TOLERANCE,
+    Checkpoints,
+    Outputs,
+    Progress,
+    StationaryStop,
+    TimeLoop,
+)
 from solver.pde.timestepping import try_step
-from solver.restart import Clock, fingerprint
+from solver.restart import fingerprint
 from solver.settings import RESULT_NEUTRAL, PDESettings
 
-#: Relative tolerances of the per-step checks.
-MASS_TOLERANCE = 1e-12
-#: Round-off the mass may gather per step on top of MASS_TOLERANCE (4.5 eps: the rounding of
-#: a few sums per stage); a DG2 run of 17 000 steps drifted by 1.0e-12, a leak is far larger.
-MASS_ROUNDOFF_PER_STEP = 1e-15
-ENERGY_TOLERANCE = 1e-12
+#: The smallest step, relative to t_final, before a run is declared stuck.
 MIN_STEP_FRACTION = 1e-12
-#: Relative tolerance of the implicit solve's mass and positivity (LU: round-off).
-IMPLICIT_TOLERANCE = 1e-10
-
-COLUMNS = ("step", "t", "dt", *Diagnostics.__annotations__, "dEdt")
 
 
 @dataclass
@@ -249,106 +247,20 @@ def solve(problem: Problem, settings: PDESettings, run_dir: RunDirectory | None 
         scheme.set_density(density)
     resumed_from = None if state is None else state.t
     out_times = settings.output_times(problem.t_final)
-    snaps = settings.snapshot_indices()
-    mass_tol = MASS_TOLERANCE if settings.explicit else IMPLICIT_TOLERANCE
     stepper = _Stepper(scheme, problem, settings, None if state is None else state.next_dt)
-
-    def record(step: int, t: float, dt: float, d: Diagnostics, dedt: float) -> None:
-        for key, value in (("step", step), ("t", t), ("dt", dt), *asdict(d).items(),
-                           ("dEdt", dedt)):
-            state.rows[key].append(float(value))
-
-    def output(index: int, t: float, d: Diagnostics) -> None:
-        if index in snaps and writer.keeps_snapshots:  # first: a full disk leaves no trace
-            writer.snapshot(t)
-            state.snapshots.append((t, scheme.rho.x.array.copy()))
-        for key, value in (("times", t), ("f", scheme.f.copy()), ("energy", d.energy),
-                           ("loss", d.loss), ("mc", scheme.mc_variance())):
-            state.outputs[key].append(value)
-
-    if state is None:
+    outputs = Outputs(scheme, writer, settings.snapshot_indices())
+    fresh = state is None
+    if fresh:
         first = scheme.diagnostics()
         state = RunState(first=first, last=first, rows={k: [] for k in COLUMNS})
-        record(0, 0.0, 0.0, first, -first.dissipation)
-        output(0, 0.0, first)
-    bar = tqdm(total=problem.t_final, initial=state.t,
-               disable=not (comm.rank == 0 and settings.progress), unit="t",
-               bar_format="{l_bar}{bar}| t={n:.3g}/{total:.3g} [{elapsed}<{remaining}]")
-    clock = Clock(settings.checkpoint_every)
-    good = scheme.density()
-
-    checkpoint_full = []  # a DiskFullError of the checkpoint itself: not tried again
-
-    def save(status: str) -> None:
-        state.next_dt = stepper.controller_state
-        try:
-            writer.checkpoint(state, status, state.wall_time + time.perf_counter() - start)
-        except DiskFullError:
-            checkpoint_full.append(True)
-            raise
-
-    def checkpoint_or_stop() -> None:
-        """One small collective per step: a checkpoint when due on any rank; when any
-        rank was signalled, a checkpoint and Preempted everywhere."""
-        if run_dir is None:
-            return
-        flags = np.array([clock.due(), preemption.requested()], dtype=np.int32)
-        comm.Allreduce(MPI.IN_PLACE, flags, MPI.MAX)
-        where = f"step {state.step}, t={state.t:.6g}"
-        if flags[1]:
-            status = f"pre-empted ({preemption.reason() or 'another rank'}) at {where}"
-            writer.timeseries(state, status)
-            save(status)
-            raise preemption.Preempted(f"{status}; checkpoint {run_dir.path / CHECKPOINT}")
-        if flags[0]:
-            save(f"running, {where}")
-            clock.reset()
-
-    try:
-        while state.index < len(out_times):
-            target = out_times[state.index]
-            while state.t < target and state.stopped == "t_final":
-                last = state.last
-                dt, d = stepper.advance(target - state.t, last, f"step {state.step + 1}, "
-                                                                f"t={state.t:.6g}")
-                step = state.step + 1
-                t = target if target - (state.t + dt) < 1e-12 * problem.t_final else state.t + dt
-                d = d or scheme.diagnostics()
-                outflow = state.outflow + 0.5 * dt * (d.boundary_outflow + last.boundary_outflow)
-                _check(f"step {step}, t={t:.6g}", d, last, state.first,
-                       mass_tol + step * MASS_ROUNDOFF_PER_STEP, outflow, settings)
-                record(step, t, dt, d, (d.energy - last.energy) / dt)
-                state.t, state.step, state.outflow, state.last = t, step, outflow, d
-                good = scheme.density()
-                bar.update(dt)
-                if d.dissipation < settings.stationary_tolerance:
-                    state.stopped = "stationary"
-                checkpoint_or_stop()
-            if state.stopped != "t_final" and state.t < target:
-                output(len(out_times) - 1, state.t, state.last)
-                state.index = len(out_times)
-                break
-            output(state.index, state.t, state.last)
-            state.index += 1
-    except (preemption.Preempted, CheckpointError):
-        raise
-    except DiskFullError:
-        # rho.bp's temporary files go; the time series and the state at the last step
-        # are written if they still fit (else the previous checkpoint stays)
-        writer.abandon()
-        if not checkpoint_full:
-            with contextlib.suppress(DiskFullError):
-                writer.timeseries(state, f"disk full after step {state.step}")
-                save(f"disk full after step {state.step}")
-        raise
-    except (SchemeFailure, RuntimeError):
-        scheme.set_density(good)
-        writer.timeseries(state, f"failed after step {state.step}")
-        save(f"last good state before a failure after step {state.step}")
-        raise
-    finally:
-        bar.close()
-        writer.close()
+    monitors = [Progress(problem.t_final, state.t, comm.rank == 0 and settings.progress),
+                StationaryStop(settings.stationary_tolerance), outputs,
+                Checkpoints(run_dir, writer, comm, settings.checkpoint_every, start)]
+    loop = TimeLoop(scheme, stepper, state, out_times, settings, monitors)
+    if fresh:
+        loop.record(0, 0.0, 0.0, state.first, -state.first.dissipation)
+        outputs.output(loop, 0)
+    loop.run()
 
     state.next_dt = stepper.controller_state
     state.wall_time += comm.allreduce(time.perf_counter() - start, MPI.MAX)
@@ -384,28 +296,3 @@ def load_result(pde_dir: Path, comm: MPI.Comm = MPI.COMM_WORLD) -> PDEResult:
                      steps={k: v.tolist() for k, v in steps.items()},
                      wall_time=summary["wall_time_s"], cells=summary["cells"],
                      stopped=summary["stopped"])
-
-
-def _check(where: str, d: Diagnostics, last: Diagnostics, first: Diagnostics, mass_tol: float,
-           outflow: float, settings: PDESettings) -> None:
-    if not np.isfinite(d.energy):
-        raise SchemeFailure(f"{where}: energy is {d.energy}: the density or the unit values "
-                            "overflowed; check [initial] and [unit], or lower pde.cfl")
-    if abs(d.mass - first.mass) > mass_tol * first.mass:
-        raise SchemeFailure(f"{where}: mass {d.mass!r} drifted from {first.mass!r}; an "
-                            "iterative implicit solve needs a tighter ksp_rtol in [pde.petsc] "
-                            "(or drop it for the direct default)")
-    floor = 0.0 if settings.explicit else -IMPLICIT_TOLERANCE * first.mass
-    if d.min_rho < floor:
-        raise SchemeFailure(f"{where}: min rho = {d.min_rho:.3e} < {floor:g}; lower pde.cfl "
-                            "(explicit) or tighten the solve in [pde.petsc] (implicit)")
-    if d.energy > last.energy + ENERGY_TOLERANCE * abs(first.energy):
-        raise SchemeFailure(
-            f"{where}: energy increased from {last.energy!r} to {d.energy!r}; lower pde.cfl"
-        )
-    if not outflow <= settings.max_outflow:  # nan (a broken boundary normal) fails too
-        raise SchemeFailure(
-            f"{where}: {outflow:.3g} of the mass would have left through the boundary "
-            f"(pde.max_outflow = {settings.max_outflow:g}); enlarge [domain] (lower/upper) so "
-            "no mass reaches its wall, or raise pde.max_outflow"
-        )
