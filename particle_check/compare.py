@@ -27,6 +27,17 @@ handful of seeds it is a noisy estimate. The check below therefore only asks whe
 measurement is *consistent* with the bound (the lower end of its bootstrap interval is at
 most MC(t)); it does not prove the bound, and a flagged point at small n alone is not a
 contradiction of the theorem.
+
+Other losses (``crbv_scope``). CRBV prove the bound for the square loss. For a convex loss l,
+linearising the dynamics around f_t gives a fluctuation g = sqrt(n) (f_n - f_t) driven by
+dg/dt = -K_t (H_t g) + (the initial resampling noise carried by the flow), H_t = d2 l(f_t, y)
+the loss's curvature at the data: the metric of the fluctuations is ||g||_H^2 = sum_m w_m
+d2 l g_m^2 (||.||_{L2(mu)} for the square loss, d2 l = 1), and the analogue of the bound
+would compare n E||f_n - f_t||_H^2 with MC_H(t) = sum_m w_m d2 l (int s^2 rho_t - f_t^2)
+(``functionals.mc_curvature``). At t = 0 equality in expectation holds in any such norm
+(i.i.d. units); during training H_t moves with t and no bound is proved. So for another loss
+the check below (L2(mu) gap against MC(t)) still runs, as a diagnostic, and summary.json
+says ``applies: false`` with this statement.
 """
 
 from __future__ import annotations
@@ -41,6 +52,23 @@ from particle_check.particles import ParticleRun
 RESOLVE_FACTOR = 10.0
 _TINY = np.finfo(float).tiny
 _CHUNK = 4_000_000  # floats per bootstrap block (resamples x widths x times)
+
+
+def crbv_scope(loss) -> dict:
+    """What summary.json says of the CRBV check for ``loss`` (a solver.model.losses.Loss):
+    whether the bound is a theorem for it, and what carries over (module docstring)."""
+    if loss is None or loss.square:
+        return {"applies": True, "loss": "square",
+                "statement": "n E||f_n - f_t||^2_{L2(mu)} <= MC(t) as n -> infinity, proved "
+                             "for the square loss [CRBV]"}
+    return {"applies": False, "loss": loss.name,
+            "statement": (
+                f"not a theorem for the {loss.name} loss: CRBV prove the bound for the square "
+                "loss. The linearisation around f_t makes d2 l(f_t, y) the metric of the "
+                "fluctuations (dg/dt = -K_t H_t g); at t = 0, n E||f_n - f_0||^2 = MC(0) "
+                "holds for any loss (i.i.d. units), later the L2(mu) check below is a "
+                "diagnostic only, and its H-weighted analogue (MC_H, "
+                "functionals.mc_curvature) is not proved either")}
 
 
 def l2_mu(weights: np.ndarray, a: np.ndarray, b: np.ndarray | float = 0.0) -> np.ndarray:

@@ -21,7 +21,7 @@ from mpi4py import MPI
 
 from particle_check.compare import Comparison, compare
 from particle_check.ensemble import run_ensemble
-from particle_check.report import write_report
+from particle_check.report import classification_summary, write_report
 from solver.config import RunConfig
 from solver.errors import MeanfieldError, RunExistsError
 from solver.io import RunDirectory
@@ -163,7 +163,10 @@ def pde_and_particles(cfg: RunConfig, run_dir: RunDirectory, comm: MPI.Comm,
         cmp = compare(cfg.problem.data.weights, pde.times, pde.f, pde.loss, pde.mc, runs,
                       pde_error=budget.f_error, pde_mc_error=budget.mc_error,
                       pde_error_missing=budget.missing, targets=cfg.problem.y)
-        summary = write_report(cmp, run_dir, f"{cfg.name}: PDE ({pde.cells} cells) vs particles")
+        labels = classification_summary(cfg.problem.data.weights, cfg.problem.y, pde.times,
+                                        pde.f, runs)
+        summary = write_report(cmp, run_dir, f"{cfg.name}: PDE ({pde.cells} cells) vs particles",
+                               loss=cfg.problem.loss, classification=labels)
     return pde, cmp, summary
 
 

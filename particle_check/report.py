@@ -23,7 +23,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.ticker import NullFormatter
 
-from particle_check.compare import Comparison, CRBVCheck, Intervals
+from particle_check.compare import Comparison, CRBVCheck, Intervals, crbv_scope
 from solver.io import RunDirectory
 from solver.plots import CMAP
 
@@ -348,10 +348,19 @@ def markdown(cmp: Comparison, summary: dict, title: str) -> str:
         f"n={n}: {c['violations_per_n'][n]}/{c['judged_per_n'][n]}" for n in c["judged_per_n"]))
     lines.append("- at t = 0 (n gap² / MC, expected 1 for i.i.d. initial units): "
                  + ", ".join(f"n={n}: {_f(_nan(v))}" for n, v in c["ratio_t0"].items()))
+    if not c.get("applies", True):
+        lines.append(f"- **scope**: {c['statement']}.")
     lines += ["- the bound n E||f_n − f_t||² ≤ MC(t) is asymptotic (n → ∞); a point is "
               "'consistent' when the lower end of its interval is ≤ MC(t). At t ≈ 0 the two "
               f"are equal in expectation, so ~{(1 - summary['level']) / 2:.0%} of those points "
               "are flagged by chance.", ""]
+    if summary.get("classification"):
+        k = summary["classification"]
+        lines += ["## Classification accuracy", "",
+                  f"Fraction of the data (weights w_m) with sign f = y, loss "
+                  f"{summary['loss']['function']['name']}: PDE "
+                  f"{k['pde'][0]:.3f} → {k['pde'][-1]:.3f}; ensembles at the last time: "
+                  + ", ".join(f"n={n}: {v[-1]:.3f}" for n, v in k["particles"].items()), ""]
     b = summary["error_budget"]
     lines += ["## Error budget", ""]
     if b["pde_error_given"]:
@@ -390,18 +399,51 @@ def _interval(lo: float | None, hi: float | None) -> str:
     return f"[{lo:.3f}, {hi:.3f}]"
 
 
+def classification_summary(weights: np.ndarray, y: np.ndarray, times: np.ndarray,
+                           pde_f: np.ndarray, runs) -> dict | None:
+    """Accuracy sum_m w_m [sign f = y] of the PDE and of the ensembles (mean over seeds, per
+    width) at every output time; None unless every target is a label -1 or +1."""
+    y = np.asarray(y, dtype=float)
+    if not (y.size and np.all((y == 1.0) | (y == -1.0))):
+        return None
+
+    def acc(f: np.ndarray) -> list[float]:
+        return [float(a) for a in (np.sign(f) == y).astype(float) @ weights]
+
+    widths = sorted({n for n, _ in runs})
+    return {"times": [float(t) for t in times], "pde": acc(pde_f),
+            "particles": {str(n): [float(a) for a in np.mean(
+                [acc(r.f) for (m, _), r in sorted(runs.items()) if m == n], axis=0)]
+                for n in widths},
+            "definition": "sum_m w_m [sign f(x_m) = y_m] on the data quadrature (f = 0 "
+                          "counts as wrong); particles: the mean over seeds"}
+
+
 def write_report(cmp: Comparison, run_dir: RunDirectory, title: str, *, level: float = 0.9,
-                 resamples: int = 2000, seed: int = 0, times: int = 6) -> dict:
+                 resamples: int = 2000, seed: int = 0, times: int = 6, loss=None,
+                 classification: dict | None = None) -> dict:
     """comparison.csv, the figures and report.md in run_dir; returns a JSON-able summary.
 
     level/resamples/seed: the bootstrap over seeds (seed makes it reproducible);
     times: about how many output times the alpha table and gap-vs-n figure show.
+    loss: the problem's loss (solver.model.losses; None: square): summary.json's
+    ``loss.function`` and whether the CRBV bound is a theorem for it (``crbv.applies``;
+    otherwise the verdict is marked a diagnostic). classification: accuracies
+    (``classification_summary``) when the targets are labels.
     Non-writer ranks compute the summary and write nothing.
     """
     boot = cmp.bootstrap(level, resamples, np.random.default_rng(seed))
     crbv = cmp.crbv(boot)
     picks = table_times(cmp.times, times)
     summary = {"title": title, **summarise(cmp, boot, crbv, picks), "files": list(FILES)}
+    scope = crbv_scope(loss)
+    summary["crbv"].update(scope)
+    if not scope["applies"]:
+        summary["crbv"]["verdict"] = (f"diagnostic only, not a theorem for the {scope['loss']} "
+                                      f"loss: {summary['crbv']['verdict']}")
+    summary["loss"]["function"] = {"name": "square"} if loss is None else loss.record()
+    if classification is not None:
+        summary["classification"] = classification
     if not run_dir.writer:
         return summary
     run_dir.write_csv("comparison.csv", cmp.header, cmp.rows(boot, crbv))

@@ -130,3 +130,39 @@ def test_logistic_serial_equals_parallel(integrator, beta):
     serial = solve(problem, settings, comm=MPI.COMM_SELF)
     parallel = solve(problem, settings, comm=MPI.COMM_WORLD)
     assert_runs_agree(serial, parallel)
+
+
+def test_a_logistic_run_reports_accuracy_and_the_crbv_scope(tmp_path, capsys):
+    """meanfield run with loss = "logistic" (SGD particles, batch 8): summary.json names the
+    loss, says the CRBV bound is not a theorem for it, and reports the accuracies (for the
+    square loss the bound applies)."""
+    import json
+    import tomllib
+
+    from particle_check.compare import crbv_scope
+    from solver.cli import main
+    from solver.sweep import dump_toml
+    from tests.conftest import tiny_run_config
+
+    assert crbv_scope(losses.SQUARE)["applies"] and crbv_scope(None)["applies"]
+    for loss in ("logistic",):
+        raw = tomllib.loads(tiny_run_config(tmp_path / loss, t_final=0.4,
+                                            particles={"batch": 8, "integrator": "euler"}))
+        raw["problem"]["loss"] = loss
+        raw["data"]["offset"] = 0.1
+        raw["target"] = {"kind": "expression", "expression": "sign(cos(x0))"}
+        config = tmp_path / f"{loss}.toml"
+        config.write_text(dump_toml(raw))
+        assert main(["run", str(config), "--no-progress"]) == 0, capsys.readouterr().err
+        out = capsys.readouterr().out
+        s = json.loads((tmp_path / loss / "summary.json").read_text())
+        assert s["loss"]["function"]["name"] == loss
+        assert s["crbv"]["applies"] is (loss == "square")
+        k = s["classification"]
+        assert len(k["pde"]) == len(k["times"]) == 5 and set(k["particles"]) == {"16", "32"}
+        assert k["pde"][0] == 0.5 and k["pde"][-1] > 0.5
+        report = (tmp_path / loss / "report.md").read_text()
+        assert "## Classification accuracy" in report
+        if loss == "logistic":
+            assert "diagnostic only, not a theorem for the logistic loss" in out
+            assert "**scope**: not a theorem for the logistic loss" in report
