@@ -1,0 +1,670 @@
+"""Symmetry reduction of ridge networks on rotation-invariant data (numpy/scipy only).
+
+The setting ([SCIENCE.md], "Symmetry reduction"; issue 16). Units s(x; c, w) = c sigma(w . x)
+with theta = (c, w) in R^(1+d) (or w alone with a fixed output weight c), data x in R^d whose
+law, and whose target, are invariant under the rotations of R^d that fix a k-dimensional
+subspace U = span(e_1..e_k) (k = 0, 1, 2): isotropic Gaussians N(0, I_d) or the uniform sphere,
+a single-index (k = 1) or two-index (k = 2) teacher y = g(P_U x), centred Gaussian classes
+with their own scales along U and across it (MMN's isotropic classes: k = 0). Write
+
+    x = (x_U, x_perp), r = |x_perp|;     w = (a, w_perp), q = |w_perp|;     m = d - k.
+
+A density rho_0 of (c, w) invariant under those rotations stays invariant under the
+gradient flow, and the flow reduces exactly to a density of theta_red = (c, a, q) (2 to 4
+numbers for any d) with the reduced unit
+
+    s_red(x_red; c, a, q) = c E_t[sigma(a . x_U + q r t)],   x_red = (x_U, r),
+
+t the first coordinate of a uniform unit vector of R^m: density p_m(t) proportional to
+(1 - t^2)^((m - 3)/2) on [-1, 1] (m = 1: t = +-1). Then f_rho(x) = f_red(x_red) and
+Psi(c, w) = Psi_red(c, P_U w, |w_perp|), so a particle's (c, a, q) moves by -grad Psi_red
+(d w_perp/dt = -dPsi_red/dq w_perp/q) and the reduced density solves the same PDE
+d rho_red/dt = div(rho_red grad Psi_red) in the Lebesgue measure of (c, a, q): a Problem
+on a Box with q in [0, q_max]. At q = 0, dPsi_red/dq = c E[r E_t[t sigma'(a . x_U)]] = 0
+(E t = 0): the wall q = 0 has no normal velocity (no flux), by symmetry, not by truncation.
+Noise (finite beta) would add the drift (m - 1)/(beta q) of the radial part of the Laplacian;
+it is not supported here.
+
+What this module builds:
+
+- ``BetaCosine``: the law p_m, its Gauss-Jacobi rules, cdf and first moment;
+- ``ReducedRidgeUnit``: s_red, its gradients in (c, a, q), fused output/vjp; exact (closed
+  form, incomplete beta functions) for piecewise-linear activations (relu, MMN's sigma*,
+  ``units.piecewise_linear``), Gauss-Jacobi in t converged to ``tol`` (default 1e-13) over
+  the (a . x_U, q r) range it is built for, for smooth ones;
+- ``DataLaw`` and ``reduced_quadrature``: the law of x_red (x_U ~ N(0, s_U^2 I_k) by tensor
+  Gauss-Hermite, r ~ s_perp chi_m by generalised Gauss-Laguerre in r^2 / 2; or the uniform
+  sphere of radius R: x_U / R by Gauss-Jacobi, r = sqrt(R^2 - |x_U|^2)), optionally labelled
+  classes; ``DataLaw.sample`` draws the full x in R^d;
+- ``LiftedGaussian``: rho_0 with c ~ N, a ~ N(mean, std^2), w_perp ~ N(0, w_std^2 I_m), as the
+  reduced density (q = w_std chi_m) and as the full Gaussian in R^(1+d) for particles;
+- ``ridge_problem``: the reduced Problem and the full-d Problem of one setting, and the
+  maps between them (``Reduction``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from functools import partial
+
+import numpy as np
+from scipy.special import betainc, gammaln, roots_genlaguerre, roots_jacobi
+from scipy.stats import chi, norm
+
+from solver.model import density, targets, units
+from solver.model.domain import Box
+from solver.model.problem import Problem
+from solver.model.quadrature import DataQuadrature
+
+Array = np.ndarray
+
+#: Node counts tried, in order, when a Gauss-Jacobi rule is converged for a smooth activation.
+NODE_LADDER = (8, 12, 16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512, 768, 1024)
+
+
+# --- the law of the cosine t on S^(m-1) ----------------------------------------------------
+
+
+@dataclass(frozen=True)
+class BetaCosine:
+    """t = e . v for v uniform on the unit sphere of R^m (m >= 1): density
+    p_m(t) = C_m (1 - t^2)^((m-3)/2), C_m = Gamma(m/2) / (sqrt(pi) Gamma((m-1)/2)); t = +-1
+    with probability 1/2 each when m = 1."""
+
+    m: int
+
+    def __post_init__(self) -> None:
+        if isinstance(self.m, bool) or not isinstance(self.m, int | np.integer) or self.m < 1:
+            raise ValueError(f"BetaCosine: m = d - k must be an integer >= 1, got {self.m!r}")
+
+    def rule(self, n: int) -> tuple[Array, Array]:
+        """n-node Gauss-Jacobi rule of p_m (exact for polynomials of degree <= 2n - 1),
+        weights summing to 1; for m = 1 the exact two-point law whatever n."""
+        if self.m == 1:
+            return np.array([-1.0, 1.0]), np.array([0.5, 0.5])
+        g = 0.5 * (self.m - 3)
+        t, w = roots_jacobi(int(n), g, g)
+        return t, w / w.sum()
+
+    @property
+    def _c(self) -> float:
+        return float(np.exp(gammaln(0.5 * self.m) - gammaln(0.5 * (self.m - 1))) / np.sqrt(np.pi))
+
+    def cdf(self, c: Array) -> Array:
+        """P(t <= c), m >= 2."""
+        h = 0.5 * (self.m - 1)
+        return betainc(h, h, 0.5 * (1.0 + np.clip(c, -1.0, 1.0)))
+
+    def first_moment(self, c: Array) -> Array:
+        """G(c) = int_{-1}^c t p_m(t) dt = -C_m (1 - c^2)^((m-1)/2) / (m - 1), m >= 2."""
+        c = np.clip(c, -1.0, 1.0)
+        return -self._c * np.maximum(1.0 - c * c, 0.0) ** (0.5 * (self.m - 1)) / (self.m - 1)
+
+    def sample(self, rng: np.random.Generator, size: int) -> Array:
+        v = rng.standard_normal((size, self.m))
+        return v[:, 0] / np.linalg.norm(v, axis=1)
+
+
+# --- piecewise-linear activations in closed form ---------------------------------------------
+
+
+@dataclass(frozen=True)
+class Pieces:
+    """sigma(z) = e_p + k_p z on piece p = 0..K (piece p between knots p-1 and p; pieces 0
+    and K unbounded)."""
+
+    knots: Array
+    intercepts: Array
+    slopes: Array
+
+
+def pieces_of(activation: units.Activation) -> Pieces | None:
+    """The pieces of relu and of ``units.piecewise_linear`` activations; None otherwise."""
+    if activation.f is units._relu:
+        return Pieces(np.array([0.0]), np.zeros(2), np.array([0.0, 1.0]))
+    f = activation.f
+    if isinstance(f, partial) and f.func is units._piecewise_linear:
+        t, v = (np.asarray(a, dtype=float) for a in f.args)
+        inner = np.diff(v) / np.diff(t)
+        slopes = np.concatenate([[0.0], inner, [0.0]])
+        intercepts = np.concatenate([[v[0]], v[:-1] - inner * t[:-1], [v[-1]]])
+        return Pieces(t, intercepts, slopes)
+    return None
+
+
+# --- the reduced unit ------------------------------------------------------------------------
+
+
+def _as_activation(activation: str | units.Activation) -> units.Activation:
+    return activation if isinstance(activation, units.Activation) else units.get_activation(
+        activation)
+
+
+class ReducedRidgeUnit(units.Unit):
+    """s_red(x_red; c, a, q) = c E_t[sigma(a . x_U + q r t)], t ~ p_{d-k} (module docstring).
+
+    theta = (c, a_1..a_k, q) (output "free") or (a_1..a_k, q) with c = output_weight fixed.
+    Data rows are (x_U (k columns), r, further columns ignored: a label, say).
+
+    Smooth activations: an n-node Gauss-Jacobi rule in t, n the first of ``NODE_LADDER``
+    whose values E sigma, E sigma', E t sigma' agree with the next rung's to ``tol`` (times
+    max(1, sup |sigma|, sup |sigma'|)) on a grid of alpha = a . x_U in [-alpha_max, alpha_max]
+    and beta = q r in [0, beta_max]: the unit is converged on that range, which the caller
+    (``ridge_problem``) sets from the parameter box and the data. ``nodes`` forces n.
+    Piecewise-linear activations (relu, ``units.piecewise_linear``): exact closed forms.
+    """
+
+    def __init__(self, d: int, k: int, activation: str | units.Activation,
+                 output_weight: float | None = None, *, alpha_max: float = 10.0,
+                 beta_max: float = 10.0, tol: float = 1e-13, nodes: int | None = None) -> None:
+        d = units._positive_int(d, "unit 'reduced_ridge': d")
+        if k not in (0, 1, 2) or not d - k >= 1:
+            raise ValueError(f"unit 'reduced_ridge': k must be 0, 1 or 2 and d - k >= 1, got "
+                             f"d = {d}, k = {k!r}")
+        if output_weight is not None and not np.isfinite(output_weight):
+            raise ValueError(f"unit 'reduced_ridge': output_weight must be finite or None, got "
+                             f"{output_weight!r}")
+        self.d, self.k = d, int(k)
+        self.activation = _as_activation(activation)
+        self.output_weight = None if output_weight is None else float(output_weight)
+        self._c0 = int(output_weight is None)
+        super().__init__("reduced_ridge", self._c0 + k + 1, None)
+        self.law = BetaCosine(d - k)
+        self.pieces = None if self.law.m == 1 else pieces_of(self.activation)
+        self.alpha_max, self.beta_max, self.tol = float(alpha_max), float(beta_max), float(tol)
+        #: Gauss-Jacobi rules by range of beta = q r: (upper end of the range, t, w); the last
+        #: one also serves beta beyond beta_max (not checked there).
+        self.bins: list[tuple[float, Array, Array]] = []
+        if self.pieces is None:
+            if nodes is not None:
+                n = units._positive_int(nodes, "unit 'reduced_ridge': nodes")
+                self.bins = [(np.inf, *self.law.rule(n))]
+            else:
+                lo = 0.0
+                for hi in self._beta_edges():
+                    self.bins.append((hi, *self.law.rule(self._converged_nodes(lo, hi))))
+                    lo = hi
+
+    @property
+    def nodes(self) -> int:
+        """The largest number of nodes in t used (0: closed form)."""
+        return max((len(t) for _, t, _ in self.bins), default=0)
+
+    def _beta_edges(self) -> list[float]:
+        """Doubling ranges of beta: [0, 1/4], [1/4, 1/2], ... up to beta_max."""
+        edges = [0.25]
+        while edges[-1] < self.beta_max:
+            edges.append(2.0 * edges[-1])
+        edges[-1] = max(self.beta_max, 0.25)
+        return edges
+
+    @property
+    def param_names(self) -> tuple[str, ...]:
+        return (*("c",) * self._c0, *units._indexed("a", self.k), "q")
+
+    # -- the averages E sigma, E sigma', E t sigma' at alpha (M, Q), beta (M, Q) >= 0 ---------
+
+    def _rule_averages(self, alpha: Array, beta: Array, t: Array, w: Array,
+                       need: tuple[bool, bool]) -> tuple[Array, Array | None, Array | None]:
+        act = self.activation
+        s = np.zeros(np.broadcast_shapes(alpha.shape, beta.shape))
+        ds = np.zeros_like(s) if need[0] else None
+        tds = np.zeros_like(s) if need[1] else None
+        for tj, wj in zip(t, w, strict=True):
+            z = alpha + beta * tj
+            s += wj * act.f(z)
+            if ds is not None or tds is not None:
+                dz = act.df(z)
+                if ds is not None:
+                    ds += wj * dz
+                if tds is not None:
+                    tds += (wj * tj) * dz
+        return s, ds, tds
+
+    def _closed_averages(self, alpha: Array, beta: Array
+                         ) -> tuple[Array, Array, Array]:
+        """Exact: sum over pieces p of (e_p + k_p alpha) dF_p + k_p beta dG_p, E sigma' =
+        sum k_p dF_p, E t sigma' = sum k_p dG_p, with cuts (knot - alpha) / beta."""
+        p = self.pieces
+        scale = np.maximum(beta, np.finfo(np.float64).tiny)
+        with np.errstate(over="ignore", invalid="ignore"):
+            cuts = [np.clip((tk - alpha) / scale, -1.0, 1.0) for tk in p.knots]
+        F = [np.zeros_like(alpha)] + [self.law.cdf(c) for c in cuts] + [np.ones_like(alpha)]
+        G = [np.zeros_like(alpha)] + [self.law.first_moment(c) for c in cuts] + [
+            np.zeros_like(alpha)]
+        s, ds, tds = np.zeros_like(alpha), np.zeros_like(alpha), np.zeros_like(alpha)
+        for j, (e, k) in enumerate(zip(p.intercepts, p.slopes, strict=True)):
+            dF, dG = F[j + 1] - F[j], G[j + 1] - G[j]
+            s += (e + k * alpha) * dF
+            if k:
+                s += k * beta * dG
+                ds += k * dF
+                tds += k * dG
+        return s, ds, tds
+
+    def averages(self, alpha: Array, beta: Array, need: tuple[bool, bool] = (True, True)
+                 ) -> tuple[Array, Array | None, Array | None]:
+        """(E_t sigma(alpha + beta t), E_t sigma'(.), E_t t sigma'(.)), beta >= 0."""
+        alpha, beta = np.broadcast_arrays(np.asarray(alpha, float), np.asarray(beta, float))
+        if self.pieces is not None:
+            return self._closed_averages(alpha, beta)
+        if len(self.bins) == 1:
+            return self._rule_averages(alpha, beta, *self.bins[0][1:], need)
+        which = np.searchsorted([hi for hi, _, _ in self.bins[:-1]], beta.ravel())
+        out = [np.empty(alpha.size) if i == 0 or need[i - 1] else None for i in range(3)]
+        a, b = alpha.ravel(), beta.ravel()
+        for j, (_, t, w) in enumerate(self.bins):
+            sel = np.flatnonzero(which == j)
+            if sel.size:
+                parts = self._rule_averages(a[sel], b[sel], t, w, need)
+                for o, p in zip(out, parts, strict=True):
+                    if o is not None:
+                        o[sel] = p
+        return tuple(None if o is None else o.reshape(alpha.shape) for o in out)
+
+    def _converged_nodes(self, beta_lo: float, beta_hi: float) -> int:
+        alpha = np.linspace(-self.alpha_max, self.alpha_max, 41)[:, None]
+        beta = np.linspace(beta_lo, beta_hi, 9)[None, :]
+        z = np.linspace(-self.alpha_max - beta_hi, self.alpha_max + beta_hi, 2001)
+        scale = max(1.0, np.abs(self.activation.f(z)).max(), np.abs(self.activation.df(z)).max())
+        previous = None
+        for n in NODE_LADDER:
+            now = np.stack(self._rule_averages(alpha, beta, *self.law.rule(n), (True, True)))
+            if previous is not None and np.abs(now - previous[1]).max() <= self.tol * scale:
+                return previous[0]
+            previous = (n, now)
+        raise ValueError(
+            f"unit 'reduced_ridge': the Gauss-Jacobi rule in t did not converge to {self.tol:g} "
+            f"with {NODE_LADDER[-1]} nodes for |a . x_U| <= {self.alpha_max:g}, q r <= "
+            f"{beta_hi:g} (activation {self.activation.name!r}, d - k = {self.law.m}); "
+            f"shrink the parameter box or give nodes")
+
+    # -- the unit ------------------------------------------------------------------------------
+
+    def _parts(self, x: Array, theta: Array) -> tuple[Array, Array, Array, Array]:
+        """c (Q,), x_U (M, k), r (M,), alpha (M, Q), beta = r |q| (M, Q), sign(q) (Q,)."""
+        if x.shape[1] < self.k + 1:
+            raise ValueError(f"unit 'reduced_ridge': data rows need k + 1 = {self.k + 1} "
+                             f"columns (x_U, r), got {x.shape[1]}")
+        c = theta[:, 0] if self._c0 else np.full(len(theta), self.output_weight)
+        a, q = theta[:, self._c0:self._c0 + self.k], theta[:, -1]
+        xu, r = x[:, :self.k], x[:, self.k]
+        alpha = xu @ a.T if self.k else np.zeros((len(x), len(theta)))
+        return c, xu, r, alpha, np.outer(r, np.abs(q)), np.sign(q)
+
+    def values(self, x: Array, theta: Array) -> Array:
+        x, theta = self._check(x, theta)
+        c, _, _, alpha, beta, _ = self._parts(x, theta)
+        return self.averages(alpha, beta, (False, False))[0] * c
+
+    def _assemble(self, x: Array, theta: Array) -> tuple:
+        c, xu, r, alpha, beta, sq = self._parts(x, theta)
+        s, ds, tds = self.averages(alpha, beta)
+        return c, xu, r, s, ds, tds * sq
+
+    def gradients(self, x: Array, theta: Array) -> Array:
+        """ds/dc = E sigma, ds/da = c x_U E sigma', ds/dq = c r E[t sigma'] (odd in q)."""
+        x, theta = self._check(x, theta)
+        c, xu, r, s, ds, tds = self._assemble(x, theta)
+        parts = [(ds * c)[:, :, None] * xu[:, None, :], (tds * c * r[:, None])[:, :, None]]
+        if self._c0:
+            parts.insert(0, s[:, :, None])
+        return np.concatenate(parts, axis=2)
+
+    def theta_vjp(self, x: Array, theta: Array, v: Array) -> Array:
+        x, theta = self._check(x, theta)
+        return self._vjp(self._check_v(x, v), theta, *self._assemble(x, theta))
+
+    def _vjp(self, v: Array, theta: Array, c, xu, r, s, ds, tds) -> Array:
+        out = np.empty(theta.shape)
+        if self._c0:
+            out[:, 0] = v @ s
+        out[:, self._c0:self._c0 + self.k] = ((v[:, None] * xu).T @ ds).T * c[:, None]
+        out[:, -1] = ((v * r) @ tds) * c
+        return out
+
+    fused_entries = 3
+
+    def output_and_vjp(self, x: Array, theta: Array,
+                       weights: Array) -> tuple[Array, Callable[[Array], Array]]:
+        x, theta = self._check(x, theta)
+        weights = self._check_weights(theta, weights)
+        parts = self._assemble(x, theta)
+        f = parts[3] @ (parts[0] * weights)
+        return f, lambda v: self._vjp(self._check_v(x, v), theta, *parts)
+
+
+# --- the data law and its reduced quadrature -------------------------------------------------
+
+
+@dataclass(frozen=True)
+class GaussianClass:
+    """One class of the data: probability p, label y, x_U ~ N(0, scale_u^2 I_k),
+    x_perp ~ N(0, scale_perp^2 I_(d-k))."""
+
+    probability: float = 1.0
+    label: float = 0.0
+    scale_u: float = 1.0
+    scale_perp: float = 1.0
+
+
+@dataclass(frozen=True)
+class DataLaw:
+    """A rotation-invariant data law on R^d (invariant under the rotations fixing U):
+
+    kind "gaussian": a mixture of centred ``GaussianClass``es (default one class N(0, I_d));
+    ``labelled``: rows carry the class label as a last column (the target reads it);
+    kind "sphere": uniform on the sphere |x| = radius (default sqrt(d)), unlabelled.
+    """
+
+    d: int
+    k: int
+    kind: str = "gaussian"
+    classes: tuple[GaussianClass, ...] = (GaussianClass(),)
+    labelled: bool = False
+    radius: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.kind not in ("gaussian", "sphere"):
+            raise ValueError(f"data law: kind must be 'gaussian' or 'sphere', got {self.kind!r}")
+        if self.kind == "sphere" and (self.labelled or len(self.classes) != 1):
+            raise ValueError("data law: the sphere has one unlabelled class")
+        if self.kind == "sphere" and self.d - self.k < 2:
+            raise ValueError("data law: the sphere needs d - k >= 2")
+        p = np.array([c.probability for c in self.classes])
+        if np.any(p < 0) or abs(p.sum() - 1.0) > 1e-12:
+            raise ValueError(f"data law: class probabilities must be >= 0 and sum to 1, got {p}")
+        if self.radius is None:
+            object.__setattr__(self, "radius", float(np.sqrt(self.d)))
+
+    @property
+    def m(self) -> int:
+        return self.d - self.k
+
+    def sample(self, rng: np.random.Generator, size: int) -> Array:
+        """size draws of x in R^d (+ the label column when labelled)."""
+        if self.kind == "sphere":
+            z = rng.standard_normal((size, self.d))
+            return self.radius * z / np.linalg.norm(z, axis=1, keepdims=True)
+        p = np.array([c.probability for c in self.classes])
+        which = rng.choice(len(self.classes), size=size, p=p)
+        su = np.array([c.scale_u for c in self.classes])[which]
+        sp = np.array([c.scale_perp for c in self.classes])[which]
+        x = rng.standard_normal((size, self.d))
+        x[:, :self.k] *= su[:, None]
+        x[:, self.k:] *= sp[:, None]
+        if self.labelled:
+            x = np.column_stack([x, np.array([c.label for c in self.classes])[which]])
+        return x
+
+    def reduce(self, x: Array) -> Array:
+        """Rows x (M, d [+ 1]) -> x_red = (x_U, |x_perp| [, label]) (M, k + 1 [+ 1])."""
+        x = np.asarray(x, dtype=float)
+        cols = [x[:, :self.k], np.linalg.norm(x[:, self.k:self.d], axis=1)[:, None]]
+        if self.labelled:
+            cols.append(x[:, self.d:])
+        return np.hstack(cols)
+
+
+def _sample_law(law: DataLaw, rng: np.random.Generator, size: int) -> Array:
+    return law.sample(rng, size)
+
+
+def _sample_reduced(law: DataLaw, rng: np.random.Generator, size: int) -> Array:
+    return law.reduce(law.sample(rng, size))
+
+
+def reduced_quadrature(law: DataLaw, nodes_u: int = 40, nodes_r: int = 40,
+                       extra: Array | None = None) -> DataQuadrature:
+    """The law of x_red = (x_U, r [, label]) as a Gauss rule, rows (x_U, r [, y]).
+
+    Gaussian classes: tensor rule of nodes_u probabilists' Gauss-Hermite nodes per axis of
+    U (exact for polynomials of degree <= 2 nodes_u - 1 in each) times the nodes_r-node
+    generalised Gauss-Laguerre rule of r^2 / 2 (weight g^(m/2 - 1) e^-g; exact for
+    polynomials in r^2 of degree <= 2 nodes_r - 1: the unit is even in r). Sphere of radius R:
+    k = 0: r = R; k = 1: x_U / R = u by the Gauss-Jacobi rule of (1 - u^2)^((d-3)/2); k = 2:
+    s = |x_U|^2 / R^2 by Gauss-Jacobi of (1 - s)^((d-4)/2) on [0, 1] times 2 nodes_u
+    equispaced angles; r = sqrt(R^2 - |x_U|^2). ``extra`` rows (reduced points, e.g. of a
+    test set) are appended with weight 0: f comes free there, no integral changes.
+    """
+    k, m = law.k, law.m
+    rows, weights = [], []
+    if law.kind == "sphere":
+        R = law.radius
+        if k == 0:
+            pts, w = np.array([[R]]), np.ones(1)
+        elif k == 1:
+            u, w = roots_jacobi(nodes_u, 0.5 * (law.d - 3), 0.5 * (law.d - 3))
+            pts = np.column_stack([R * u, R * np.sqrt(np.maximum(1.0 - u * u, 0.0))])
+        else:
+            z, ws = roots_jacobi(nodes_u, 0.5 * (law.d - 4), 0.0)
+            s = 0.5 * (1.0 + z)
+            phi = np.pi * np.arange(2 * nodes_u) / nodes_u
+            rad = np.repeat(np.sqrt(s), phi.size)
+            ang = np.tile(phi, s.size)
+            pts = np.column_stack([R * rad * np.cos(ang), R * rad * np.sin(ang),
+                                   R * np.sqrt(np.maximum(1.0 - rad**2, 0.0))])
+            w = np.repeat(ws, phi.size)
+        rows.append(pts)
+        weights.append(w / w.sum())
+    else:
+        g, wg = roots_genlaguerre(nodes_r, 0.5 * m - 1.0)
+        r0, wr = np.sqrt(2.0 * g), wg / wg.sum()
+        h, wh = np.polynomial.hermite_e.hermegauss(nodes_u)
+        wh = wh / wh.sum()
+        for cls in law.classes:
+            grids = [cls.scale_u * h] * k + [cls.scale_perp * r0]
+            ws = [wh] * k + [wr]
+            mesh = np.meshgrid(*grids, indexing="ij")
+            pts = np.stack([g_.ravel() for g_ in mesh], axis=1)
+            w = np.ones(1)
+            for wi in ws:
+                w = np.multiply.outer(w, wi).ravel()
+            if law.labelled:
+                pts = np.column_stack([pts, np.full(len(pts), cls.label)])
+            rows.append(pts)
+            weights.append(cls.probability * w)
+    points, weights = np.vstack(rows), np.concatenate(weights)
+    if extra is not None:
+        extra = np.asarray(extra, dtype=float)
+        points = np.vstack([points, extra])
+        weights = np.concatenate([weights, np.zeros(len(extra))])
+    return DataQuadrature(
+        name="reduced_" + law.kind, points=points, weights=weights / weights.sum(),
+        sampler=partial(_sample_reduced, law),
+        exact_degree=(f"polynomials of degree <= {2 * nodes_u - 1} per axis of U and in r^2 of "
+                      f"degree <= {2 * nodes_r - 1}" if law.kind == "gaussian" else
+                      f"polynomials of degree <= {2 * nodes_u - 1} in u = x_U / R"))
+
+
+# --- rho_0: the reduced density and its lift ---------------------------------------------------
+
+
+@dataclass(frozen=True, eq=False)
+class LiftedGaussian(density.Density):
+    """rho_0 invariant under the rotations fixing U: c ~ N(c_mean, c_std^2) (free output only),
+    a ~ N(a_mean, diag(a_std^2)) in U, w_perp ~ N(0, w_std^2 I_m). Reduced: theta_red =
+    (c, a, q) with q = w_std chi_m (this Density); ``full()`` is the Gaussian in R^(1+d) (or
+    R^d) whose reduction it is (particles draw from it)."""
+
+    d: int
+    k: int
+    free_output: bool
+    a_mean: Array
+    a_std: Array
+    w_std: float
+    c_mean: float = 0.0
+    c_std: float = 1.0
+
+    def __post_init__(self) -> None:
+        k = self.k
+        a_mean = np.broadcast_to(np.asarray(self.a_mean, float), (k,)).copy()
+        a_std = np.broadcast_to(np.asarray(self.a_std, float), (k,)).copy()
+        if np.any(a_std <= 0) or not self.w_std > 0 or not self.c_std > 0:
+            raise ValueError("initial: standard deviations must be > 0")
+        object.__setattr__(self, "a_mean", a_mean)
+        object.__setattr__(self, "a_std", a_std)
+
+    @property
+    def m(self) -> int:
+        return self.d - self.k
+
+    @property
+    def dim(self) -> int:
+        return int(self.free_output) + self.k + 1
+
+    def _flat(self) -> tuple[Array, Array]:
+        mean = np.concatenate([[self.c_mean] if self.free_output else [], self.a_mean])
+        std = np.concatenate([[self.c_std] if self.free_output else [], self.a_std])
+        return mean, std
+
+    def pdf(self, theta: Array) -> Array:
+        theta = np.asarray(theta, float)
+        mean, std = self._flat()
+        flat = np.prod(norm.pdf(theta[:, :-1], mean, std), axis=1)
+        return flat * chi.pdf(theta[:, -1] / self.w_std, self.m) / self.w_std
+
+    def sample(self, rng: np.random.Generator, n: int) -> Array:
+        mean, std = self._flat()
+        flat = mean + std * rng.standard_normal((n, mean.size))
+        return np.column_stack([flat, self.w_std * np.sqrt(rng.chisquare(self.m, n))])
+
+    def _mass_in_box(self, box: Box) -> float:
+        mean, std = self._flat()
+        lo, hi = np.asarray(box.lower), np.asarray(box.upper)
+        flat = np.prod(norm.cdf(hi[:-1], mean, std) - norm.cdf(lo[:-1], mean, std))
+        q = chi.cdf(np.array([max(lo[-1], 0.0), max(hi[-1], 0.0)]) / self.w_std, self.m)
+        return float(flat * (q[1] - q[0]))
+
+    def full(self) -> density.Gaussian:
+        """The Gaussian of (c, w) in R^(1+d) (w alone with a fixed output)."""
+        mean, std = self._flat()
+        return density.Gaussian(np.concatenate([mean, np.zeros(self.m)]),
+                                np.concatenate([std, np.full(self.m, self.w_std)]))
+
+
+# --- full-d pieces ----------------------------------------------------------------------------
+
+
+class RidgeUnit(units._RidgeUnit):
+    """s(x; c, w) = c sigma(w . x) in R^d, theta = (c, w_1..w_d); with output_weight fixed,
+    theta = w. (No bias: a bias would be a further invariant parameter.)"""
+
+    _weight_symbol = "w"
+
+    def __init__(self, d: int, activation: str | units.Activation,
+                 output_weight: float | None = None) -> None:
+        super().__init__("ridge", d, activation,
+                         None if output_weight is None else float(output_weight), bias=False)
+
+
+@dataclass(frozen=True, eq=False)
+class LiftedTarget(targets.Target):
+    """y(x) = reduced(law.reduce(x)): a target of the reduced rows, read on R^d."""
+
+    law: DataLaw
+    reduced: targets.Target
+
+    def __call__(self, x: Array) -> Array:
+        return self.reduced(self.law.reduce(x))
+
+
+# --- the two problems ---------------------------------------------------------------------------
+
+
+@dataclass
+class Reduction:
+    """One setting as the reduced Problem (the PDE's) and the full-d Problem (particles').
+
+    ``test`` is the slice of the reduced data rows that are the reductions of the full
+    problem's data points (weight 0 in the reduced rule): the PDE's f there is f_rho at the
+    full data points, so the two f's are compared in the L2 norm of ``full.data``.
+    """
+
+    reduced: Problem
+    full: Problem
+    law: DataLaw
+    unit: ReducedRidgeUnit
+    initial: LiftedGaussian
+    test: slice = field(default_factory=lambda: slice(0, 0))
+
+    def reduce_params(self, theta: Array) -> Array:
+        """Full parameters (N, [1 +] d) -> (c, a, q) rows (N, [1 +] k + 1)."""
+        theta = np.asarray(theta, float)
+        c0 = int(self.unit.output_weight is None)
+        k = self.law.k
+        return np.column_stack([theta[:, :c0 + k],
+                                np.linalg.norm(theta[:, c0 + k:], axis=1)])
+
+
+def ridge_problem(activation: str | units.Activation, d: int, k: int, *,
+                  law: DataLaw | None = None, target: str | targets.Target = "label",
+                  output: str | float = "free", a_mean: float | Sequence[float] = 0.0,
+                  w_std: float | None = None, c_mean: float = 0.0, c_std: float = 1.0,
+                  c_max: float = 4.0, a_max: float = 3.0, q_max: float = 3.0,
+                  nodes_u: int = 40, nodes_r: int = 40, test_points: int = 2000,
+                  seed: int = 0, t_final: float = 1.0, lam: float = 0.0,
+                  full_bound: float = 50.0, tol: float = 1e-13,
+                  name: str = "ridge") -> Reduction:
+    """A ridge network c sigma(w . x) on a rotation-invariant law (invariant subspace U of
+    dimension k), as a reduced Problem on theta_red = (c, a, q) in [-c_max, c_max] x
+    [-a_max, a_max]^k x [0, q_max] and the full Problem on (c, w) in R^(1+d).
+
+    law: the data law (default N(0, I_d)); target: an expression in the reduced coordinates
+    x0..x{k-1} (= P_U x) and x{k} (= |x_perp|) (r = |x|), a Target of reduced rows, or "label"
+    for labelled data. output: "free" (c a parameter) or a number (c fixed).
+    rho_0: ``LiftedGaussian`` with w_perp ~ N(0, w_std^2 I_(d-k)) (w_std default 1/sqrt(d):
+    w ~ N(0, I_d / d) when a_mean = 0), a ~ N(a_mean, w_std^2). The full problem's data are
+    ``test_points`` draws of the law (seed), weights 1/M, with the law's sampler (SGD); their
+    reductions are appended to the reduced rule with weight 0 (``Reduction.test``).
+    """
+    law = law or DataLaw(d, k)
+    if (law.d, law.k) != (d, k):
+        raise ValueError(f"ridge_problem: the data law has (d, k) = ({law.d}, {law.k}), "
+                         f"expected ({d}, {k})")
+    free = output == "free"
+    c_fixed = None if free else float(output)
+    w_std = 1.0 / np.sqrt(d) if w_std is None else float(w_std)
+    initial = LiftedGaussian(d, k, free, a_mean, np.full(k, w_std), w_std, c_mean, c_std)
+
+    rng = np.random.default_rng(seed)
+    full_points = law.sample(rng, test_points)
+    base = reduced_quadrature(law, nodes_u, nodes_r)
+    data = reduced_quadrature(law, nodes_u, nodes_r, extra=law.reduce(full_points))
+    xu_max = np.abs(base.points[:, :k]).sum(axis=1).max() if k else 0.0
+    x_all = data.points
+    alpha_max = a_max * max(xu_max, np.abs(x_all[:, :k]).sum(axis=1).max() if k else 0.0)
+    beta_max = q_max * x_all[:, k].max()
+    unit = ReducedRidgeUnit(d, k, activation, c_fixed, alpha_max=max(alpha_max, 1e-3),
+                            beta_max=max(beta_max, 1e-3), tol=tol)
+
+    labelled = law.labelled
+    if isinstance(target, str) and target == "label":
+        if not labelled:
+            raise ValueError("ridge_problem: target 'label' needs a labelled data law")
+        red_target = targets.ExpressionTarget(f"x{k + 1}", k + 2)
+        full_target = targets.ExpressionTarget(f"x{d}", d + 1)
+    else:
+        red_target = (targets.ExpressionTarget(target, data.dim) if isinstance(target, str)
+                      else target)
+        full_target = LiftedTarget(law, red_target)
+
+    lower = [*([-c_max] if free else []), *([-a_max] * k), 0.0]
+    upper = [*([c_max] if free else []), *([a_max] * k), q_max]
+    reduced = Problem(unit, data, red_target, Box(tuple(lower), tuple(upper)), initial,
+                      lam=lam, t_final=t_final, name=f"{name}-reduced")
+
+    full_unit = RidgeUnit(d, unit.activation, c_fixed)
+    if labelled:
+        full_unit = units.LabelledDataUnit(full_unit)
+    full_data = DataQuadrature(name=f"{law.kind}_test", points=full_points,
+                               weights=np.full(test_points, 1.0 / test_points),
+                               sampler=partial(_sample_law, law),
+                               exact_degree="nothing exactly (Monte Carlo test set)")
+    k_full = full_unit.param_dim
+    full = Problem(full_unit, full_data, full_target,
+                   Box((-full_bound,) * k_full, (full_bound,) * k_full), initial.full(),
+                   lam=lam, t_final=t_final, name=f"{name}-d{d}")
+    return Reduction(reduced, full, law, unit, initial,
+                     slice(base.size, base.size + test_points))

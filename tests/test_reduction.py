@@ -1,0 +1,238 @@
+"""The symmetry reduction of ridge networks (solver/model/reduction.py): the reduced unit
+against Monte-Carlo averages over rotations in small d, its gradients, the converged rules,
+RadialRidgeUnit as the case k = 0, the no-flux wall q = 0, rho_0 and its lift, and a short
+reduced-PDE run against the full-d particles."""
+
+import numpy as np
+import pytest
+from scipy.stats import kstest
+
+from solver.model import functionals, quadrature, reduction, units
+
+
+def _mc_rotation_average(unit, x_red, theta, rng, n):
+    """c sigma(a . x_U + q r v_1) for n directions v uniform on S^(m-1): (mean, standard
+    error) of the value and of the gradient in (c, a, q)."""
+    k, m = unit.k, unit.d - unit.k
+    c0 = int(unit.output_weight is None)
+    c = theta[0] if c0 else unit.output_weight
+    a, q = theta[c0:c0 + k], theta[-1]
+    xu, r = x_red[:k], x_red[k]
+    t = reduction.BetaCosine(m).sample(rng, n)
+    z = xu @ a + q * r * t
+    s, ds = unit.activation.f(z), unit.activation.df(z)
+    samples = [c * s]
+    grads = ([s] if c0 else []) + [c * ds * xu[j] for j in range(k)] + [c * ds * r * t]
+    out = np.array([[g.mean(), g.std() / np.sqrt(n)] for g in samples + grads])
+    return out[0], out[1:]
+
+
+@pytest.mark.parametrize("d", [3, 5, 8])
+@pytest.mark.parametrize("k", [0, 1, 2])
+@pytest.mark.parametrize("activation", ["tanh", "relu", "mmn_piecewise_linear"])
+def test_reduced_unit_is_the_rotation_average(d, k, activation):
+    """Values and gradients within 5 Monte-Carlo standard errors (2e5 directions) at random
+    (x_red, theta), free output weight."""
+    unit = reduction.ReducedRidgeUnit(d, k, activation, alpha_max=8.0, beta_max=8.0)
+    rng = np.random.default_rng(100 * d + 10 * k)
+    for _ in range(3):
+        x_red = np.concatenate([rng.normal(size=k), [abs(rng.normal()) * np.sqrt(d - k)]])
+        theta = np.concatenate([[rng.normal()], rng.normal(size=k), [rng.uniform(0, 1.5)]])
+        (mean, se), grads = _mc_rotation_average(unit, x_red, theta, rng, 200_000)
+        value = unit.values(x_red[None], theta[None])[0, 0]
+        grad = unit.gradients(x_red[None], theta[None])[0, 0]
+        assert abs(value - mean) <= 5 * se + 1e-12, (value, mean, se)
+        assert np.all(np.abs(grad - grads[:, 0]) <= 5 * grads[:, 1] + 1e-12), (grad, grads)
+
+
+@pytest.mark.parametrize("activation", ["tanh", "sigmoid", "relu"])
+@pytest.mark.parametrize("output", [None, 0.7])
+def test_reduced_unit_gradients_and_fused_output(activation, output):
+    unit = reduction.ReducedRidgeUnit(6, 1, activation, output, alpha_max=6.0, beta_max=6.0)
+    rng = np.random.default_rng(3)
+    x = np.column_stack([rng.normal(size=30), np.sqrt(rng.chisquare(5, 30))])
+    theta = rng.normal(size=(9, unit.param_dim))
+    theta[:, -1] = rng.uniform(0.05, 1.0, 9)
+    if activation == "relu":  # FD across the kinks of the closed form is not a test
+        assert unit.check_gradient(x, theta, rtol=1e-4) < 1e-4
+    else:
+        assert unit.check_gradient(x, theta, rtol=1e-6) < 1e-6
+    v, weights = rng.normal(size=30), rng.random(9)
+    f, vjp = unit.output_and_vjp(x, theta, weights)
+    np.testing.assert_allclose(f, unit.values(x, theta) @ weights, rtol=1e-13)
+    np.testing.assert_allclose(vjp(v), np.einsum("m,mqk->qk", v, unit.gradients(x, theta)),
+                               rtol=1e-12, atol=1e-15)
+    np.testing.assert_allclose(unit.theta_vjp(x, theta, v), vjp(v), rtol=1e-12, atol=1e-15)
+
+
+@pytest.mark.parametrize("d, k", [(3, 1), (10, 1), (50, 2), (200, 1)])
+def test_t_rule_is_converged_to_round_off(d, k):
+    """The per-range Gauss-Jacobi rules agree with a 1024-node rule to 1e-13 over the range
+    the unit was built for (values and gradients)."""
+    unit = reduction.ReducedRidgeUnit(d, k, "tanh", alpha_max=10.0, beta_max=12.0)
+    ref = reduction.ReducedRidgeUnit(d, k, "tanh", nodes=1024)
+    rng = np.random.default_rng(d)
+    x = np.column_stack([rng.uniform(-3, 3, (50, k)), rng.uniform(0, 6, 50)])
+    theta = np.column_stack([rng.normal(size=(40, 1 + k)), rng.uniform(0, 2, 40)])
+    assert np.abs(unit.values(x, theta) - ref.values(x, theta)).max() <= 1e-13
+    assert np.abs(unit.gradients(x, theta) - ref.gradients(x, theta)).max() <= 3e-13
+
+
+def test_piecewise_linear_closed_form_matches_a_fine_rule():
+    """relu and sigma* in closed form against 2048-node Gauss-Jacobi (slow only at kinks)."""
+    for act in ("relu", "mmn_piecewise_linear"):
+        exact = reduction.ReducedRidgeUnit(7, 1, act)
+        assert exact.nodes == 0
+        fine = reduction.ReducedRidgeUnit(7, 1, act, nodes=2048)
+        x = np.array([[0.3, 1.0], [-1.0, 2.5], [2.0, 0.1], [0.0, 4.0]])
+        theta = np.array([[1.0, 0.5, 0.7], [-0.4, 1.2, 0.0], [2.0, -0.3, 1.5]])
+        np.testing.assert_allclose(exact.values(x, theta), fine.values(x, theta), atol=2e-6)
+
+
+def test_radial_ridge_unit_is_the_case_k_0():
+    """k = 0, fixed output 1, MMN's sigma*, isotropic classes: RadialRidgeUnit's values and
+    gradients, and isotropic_gaussians_radial's rule."""
+    d, delta = 40, 0.8
+    unit = reduction.ReducedRidgeUnit(d, 0, "mmn_piecewise_linear", 1.0)
+    radial = units.RadialRidgeUnit(d)
+    law = reduction.DataLaw(d, 0, classes=(
+        reduction.GaussianClass(0.5, -1.0, 1 - delta, 1 - delta),
+        reduction.GaussianClass(0.5, 1.0, 1 + delta, 1 + delta)), labelled=True)
+    rule = reduction.reduced_quadrature(law, nodes_r=40)
+    old = quadrature.isotropic_gaussians_radial(d, delta, 40)
+    np.testing.assert_allclose(rule.points, old.points, rtol=1e-14)
+    np.testing.assert_allclose(rule.weights, old.weights, rtol=1e-12)
+    r = np.linspace(0.0, 3.0, 31)[:, None]
+    np.testing.assert_allclose(unit.values(rule.points, r), radial.values(old.points, r),
+                               rtol=1e-13, atol=1e-14)
+    np.testing.assert_allclose(unit.gradients(rule.points, r), radial.gradients(old.points, r),
+                               rtol=1e-12, atol=1e-13)
+
+
+def test_reduced_data_rule():
+    """Gaussian: moments E x_U^4 r^4 exact; sphere (k = 2, d = 10): |x|^2 = R^2 on every row
+    and E x_1^2 = R^2 / d; labelled classes carry their labels and probabilities."""
+    g = reduction.reduced_quadrature(reduction.DataLaw(10, 1), 20, 20)
+    assert abs(g.integrate(g.points[:, 0] ** 4 * g.points[:, 1] ** 4) - 3 * 9 * 11) < 1e-11
+    s = reduction.reduced_quadrature(reduction.DataLaw(10, 2, kind="sphere"), 12)
+    np.testing.assert_allclose(np.sum(s.points**2, axis=1), 10.0, rtol=1e-14)
+    assert abs(s.integrate(s.points[:, 0] ** 2) - 1.0) < 1e-13
+    assert abs(s.integrate(s.points[:, 0] ** 4) - 3 * 100 / (10 * 12)) < 1e-12
+    law = reduction.DataLaw(6, 1, classes=(reduction.GaussianClass(0.3, -1.0, 2.0),
+                                           reduction.GaussianClass(0.7, 1.0, 0.5)),
+                            labelled=True)
+    q = reduction.reduced_quadrature(law, 10, 10)
+    assert abs(q.integrate(q.points[:, 2]) - 0.4) < 1e-14
+    assert abs(q.integrate(q.points[:, 0] ** 2) - (0.3 * 4 + 0.7 * 0.25)) < 1e-13
+    x = law.sample(np.random.default_rng(0), 5)
+    assert law.reduce(x).shape == (5, 3) and set(x[:, -1]) <= {-1.0, 1.0}
+
+
+def test_velocity_has_no_normal_component_at_q_0():
+    """dPsi/dq = 0 at q = 0 for any f (E t = 0 under p_m), and odd in q."""
+    red = reduction.ridge_problem("tanh", 6, 1, target="tanh(x0)", test_points=50,
+                                  nodes_u=12, nodes_r=12)
+    p = red.reduced
+    rng = np.random.default_rng(1)
+    theta = np.column_stack([rng.normal(size=(20, 2)), np.zeros(20)])
+    f = rng.normal(size=p.data.size)
+    grad = functionals.potential_gradient(p, theta, f)
+    assert np.abs(grad[:, -1]).max() <= 1e-15 * np.abs(grad).max()
+    theta[:, -1] = 0.3
+    minus = theta * [1, 1, -1]
+    np.testing.assert_allclose(functionals.potential_gradient(p, minus, f)[:, -1],
+                               -functionals.potential_gradient(p, theta, f)[:, -1], rtol=1e-13)
+
+
+def test_lifted_initial_density():
+    """The reduced rho_0 has mass 1 (pdf integrates to 1 on a fine grid), and the reductions
+    of draws from the full Gaussian in R^(1+d) follow it (KS tests per coordinate)."""
+    red = reduction.ridge_problem("tanh", 12, 1, target="x0", a_mean=0.4, w_std=0.3,
+                                  test_points=10, nodes_u=8, nodes_r=8, q_max=3.0, c_max=8.0)
+    rho = red.initial
+    assert abs(rho.mass_in(red.reduced.domain) - 1.0) < 1e-9
+    c, a, q = np.meshgrid(np.linspace(-6, 6, 61), np.linspace(-1.5, 2.3, 61),
+                          np.linspace(0, 3, 91), indexing="ij")
+    pts = np.column_stack([c.ravel(), a.ravel(), q.ravel()])
+    vol = (12 / 60) * (3.8 / 60) * (3 / 90)
+    assert abs(rho.pdf(pts).sum() * vol - 1.0) < 1e-3
+    rng = np.random.default_rng(5)
+    full = red.full.sample_initial(rng, 4000)
+    assert full.shape == (4000, 13)
+    mine = red.reduce_params(full)
+    direct = rho.sample(rng, 4000)
+    for j in range(3):
+        assert kstest(mine[:, j], direct[:, j]).pvalue > 1e-3
+    assert abs(np.mean(mine[:, 1]) - 0.4) < 4 * 0.3 / np.sqrt(4000)
+
+
+def test_reduced_f_equals_full_network_at_t0():
+    """At t = 0 the full-d network of n draws from the lifted rho_0, at the full test points,
+    is f_red (exact rho_0 by a Gauss rule in (a, q)) within its Monte-Carlo error: the mean
+    squared gap is MC/n, MC the units' sample variance; 4 seeds, gap^2 n / MC in
+    [0.25, 2.5] (chi^2 bounds for the mean of 4 seeds' gap^2)."""
+    from scipy.special import roots_genlaguerre
+
+    red = reduction.ridge_problem("tanh", 5, 1, target="tanh(2*x0)", output=1.0,
+                                  test_points=400, nodes_u=10, nodes_r=10, w_std=0.5)
+    h, wh = np.polynomial.hermite_e.hermegauss(40)
+    g, wg = roots_genlaguerre(40, 0.5 * 4 - 1)
+    A, Q = np.meshgrid(0.5 * h, 0.5 * np.sqrt(2 * g), indexing="ij")
+    W = np.outer(wh / wh.sum(), wg / wg.sum()).ravel()
+    x_red = red.reduced.data.points[red.test]
+    f_red = red.unit.values(x_red, np.column_stack([A.ravel(), Q.ravel()])) @ W
+    rng = np.random.default_rng(7)
+    n, ratios = 3000, []
+    for _ in range(4):
+        S = red.full.unit.values(red.full.data.points, red.full.sample_initial(rng, n))
+        f = S.mean(axis=1)
+        mc = np.mean(S.var(axis=1))
+        ratios.append(np.mean((f - f_red) ** 2) * n / mc)
+    assert 0.25 < np.mean(ratios) < 2.5, ratios
+
+
+def test_full_problem_is_the_lift():
+    """The full target is the reduced one at the reduced points; labels for labelled laws."""
+    red = reduction.ridge_problem("relu", 7, 2, target="x0 * x1 + 0.1 * x2", test_points=30,
+                                  nodes_u=6, nodes_r=6)
+    x = red.full.data.points
+    np.testing.assert_allclose(red.full.y, x[:, 0] * x[:, 1] + 0.1 * np.linalg.norm(
+        x[:, 2:], axis=1), rtol=1e-13)
+    np.testing.assert_allclose(red.reduced.data.points[red.test], red.law.reduce(x))
+    assert np.all(red.reduced.data.weights[red.test] == 0)
+    assert red.reduced.unit.param_names == ("c", "a_1", "a_2", "q")
+    assert red.full.unit.param_dim == 8
+    with pytest.raises(ValueError, match="labelled"):
+        reduction.ridge_problem("tanh", 5, 1, test_points=5)
+
+
+@pytest.mark.slow
+def test_reduced_pde_against_full_particles():
+    """d = 5, k = 1, tanh, fixed output, teacher tanh(2 x0): the reduced PDE (DG1, 24^2 cells)
+    to t = 0.5 against n = 2000 full-d particles (online SGD, 1000 samples a step): at every
+    output time the gap at the test points is below 3 sqrt(MC_n / n), MC_n the particles'
+    sample variance (gap^2 ~ MC / n at finite times)."""
+    pytest.importorskip("dolfinx")
+    from mpi4py import MPI
+
+    from particle_check.particles import simulate
+    from solver.pde.solve import solve
+    from solver.settings import PDESettings
+
+    red = reduction.ridge_problem("tanh", 5, 1, target="tanh(2*x0)", output=1.0,
+                                  test_points=500, nodes_u=16, nodes_r=12, q_max=4.0,
+                                  t_final=0.5, w_std=0.5)
+    res = solve(red.reduced, PDESettings(cells=(24, 24), scheme="dg", degree=1,
+                                         integrator="ssprk3", outputs=2, snapshots=0,
+                                         progress=False), comm=MPI.COMM_SELF)
+    rng = np.random.default_rng(11)
+    n = 2000
+    theta = red.full.sample_initial(rng, n)
+    run = simulate(red.full, theta, res.times, 0.01, "euler", rng=rng, batch=1000)
+    f_pde = np.asarray(res.f)[:, red.test]
+    gap = np.sqrt((run.f - f_pde) ** 2 @ red.full.data.weights)
+    S = red.full.unit.values(red.full.data.points, run.theta)
+    mc = np.mean(S.var(axis=1))
+    print("gap", gap, "sqrt(MC_n/n)", np.sqrt(mc / n), "loss", res.loss, run.loss)
+    assert np.all(gap <= 3 * np.sqrt(mc / n)), (gap, np.sqrt(mc / n))
+    assert res.loss[-1] < 0.8 * res.loss[0]  # it trained
