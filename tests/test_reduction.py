@@ -33,7 +33,7 @@ def _mc_rotation_average(unit, x_red, theta, rng, n):
 def test_reduced_unit_is_the_rotation_average(d, k, activation):
     """Values and gradients within 5 Monte-Carlo standard errors (2e5 directions) at random
     (x_red, theta), free output weight."""
-    unit = reduction.ReducedRidgeUnit(d, k, activation, alpha_max=8.0, beta_max=8.0)
+    unit = reduction.ReducedRidgeUnit(d, k, activation)
     rng = np.random.default_rng(100 * d + 10 * k)
     for _ in range(3):
         x_red = np.concatenate([rng.normal(size=k), [abs(rng.normal()) * np.sqrt(d - k)]])
@@ -48,7 +48,7 @@ def test_reduced_unit_is_the_rotation_average(d, k, activation):
 @pytest.mark.parametrize("activation", ["tanh", "sigmoid", "relu"])
 @pytest.mark.parametrize("output", [None, 0.7])
 def test_reduced_unit_gradients_and_fused_output(activation, output):
-    unit = reduction.ReducedRidgeUnit(6, 1, activation, output, alpha_max=6.0, beta_max=6.0)
+    unit = reduction.ReducedRidgeUnit(6, 1, activation, output)
     rng = np.random.default_rng(3)
     x = np.column_stack([rng.normal(size=30), np.sqrt(rng.chisquare(5, 30))])
     theta = rng.normal(size=(9, unit.param_dim))
@@ -67,15 +67,16 @@ def test_reduced_unit_gradients_and_fused_output(activation, output):
 
 @pytest.mark.parametrize("d, k", [(3, 1), (10, 1), (50, 2), (200, 1)])
 def test_t_rule_is_converged_to_round_off(d, k):
-    """The per-range Gauss-Jacobi rules agree with a 1024-node rule to 1e-13 over the range
-    the unit was built for (values and gradients)."""
-    unit = reduction.ReducedRidgeUnit(d, k, "tanh", alpha_max=10.0, beta_max=12.0)
+    """The per-range Gauss-Jacobi rules (made as the evaluation meets q r up to 12) agree
+    with a 1024-node rule to 1e-13 (values; gradients 3e-13)."""
+    unit = reduction.ReducedRidgeUnit(d, k, "tanh")
     ref = reduction.ReducedRidgeUnit(d, k, "tanh", nodes=1024)
     rng = np.random.default_rng(d)
     x = np.column_stack([rng.uniform(-3, 3, (50, k)), rng.uniform(0, 6, 50)])
     theta = np.column_stack([rng.normal(size=(40, 1 + k)), rng.uniform(0, 2, 40)])
     assert np.abs(unit.values(x, theta) - ref.values(x, theta)).max() <= 1e-13
     assert np.abs(unit.gradients(x, theta) - ref.gradients(x, theta)).max() <= 3e-13
+    assert len(unit.bins) == 7 and 0 < unit.nodes < 1024  # ranges up to 16 made, no more
 
 
 def test_piecewise_linear_closed_form_matches_a_fine_rule():
@@ -207,6 +208,7 @@ def test_full_problem_is_the_lift():
 
 
 @pytest.mark.slow
+@pytest.mark.dolfinx
 def test_reduced_pde_against_full_particles():
     """d = 5, k = 1, tanh, fixed output, teacher tanh(2 x0): the reduced PDE (DG1, 24^2 cells)
     to t = 0.5 against n = 2000 full-d particles (online SGD, 1000 samples a step): at every
@@ -236,3 +238,29 @@ def test_reduced_pde_against_full_particles():
     print("gap", gap, "sqrt(MC_n/n)", np.sqrt(mc / n), "loss", res.loss, run.loss)
     assert np.all(gap <= 3 * np.sqrt(mc / n)), (gap, np.sqrt(mc / n))
     assert res.loss[-1] < 0.8 * res.loss[0]  # it trained
+
+
+@pytest.mark.parametrize("m", [2, 3, 4, 9, 50, 199])
+def test_cosine_rule_matches_gauss_jacobi_and_moments(m):
+    """Golub-Welsch rule = scipy's Gauss-Jacobi (1e-13) where that works; exact moments
+    E t^2 = 1/m, E t^4 = 3/(m(m+2)); cdf and first moment against the rule."""
+    from scipy.special import roots_jacobi
+
+    law = reduction.BetaCosine(m)
+    t, w = law.rule(40)
+    t2, w2 = roots_jacobi(40, 0.5 * (m - 3), 0.5 * (m - 3))
+    np.testing.assert_allclose(t, t2, atol=1e-13)
+    np.testing.assert_allclose(w, w2 / w2.sum(), atol=1e-13)
+    assert abs(w @ t**2 - 1 / m) < 4e-15 and abs(w @ t**4 - 3 / (m * (m + 2))) < 4e-15
+    assert abs(w @ t) < 1e-16
+    t, w = law.rule(2000 if m > 2 else 20000)  # the indicator converges slowly
+    for c in (-0.5, 0.0, 0.3):
+        assert abs(law.cdf(c) - w @ (t <= c)) < 2e-3
+        assert abs(law.first_moment(c) - w @ (t * (t <= c))) < 2e-3
+
+
+def test_cosine_rule_large_m():
+    """m = 999: finite, symmetric, E t^2 = 1/m (scipy's roots_jacobi returns NaN at n = 512)."""
+    t, w = reduction.BetaCosine(999).rule(512)
+    assert np.all(np.isfinite(t)) and np.all(np.isfinite(w))
+    assert abs(w @ t**2 - 1 / 999) < 1e-16

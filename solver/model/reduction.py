@@ -49,6 +49,7 @@ from dataclasses import dataclass, field
 from functools import partial
 
 import numpy as np
+from scipy.linalg import eigh_tridiagonal
 from scipy.special import betainc, gammaln, roots_genlaguerre, roots_jacobi
 from scipy.stats import chi, norm
 
@@ -79,12 +80,21 @@ class BetaCosine:
             raise ValueError(f"BetaCosine: m = d - k must be an integer >= 1, got {self.m!r}")
 
     def rule(self, n: int) -> tuple[Array, Array]:
-        """n-node Gauss-Jacobi rule of p_m (exact for polynomials of degree <= 2n - 1),
-        weights summing to 1; for m = 1 the exact two-point law whatever n."""
+        """n-node Gauss rule of p_m (exact for polynomials of degree <= 2n - 1), weights
+        summing to 1; for m = 1 the exact two-point law whatever n. Golub-Welsch on the
+        Gegenbauer recurrence (lambda = (m - 2)/2): stable for any m and n (scipy's
+        roots_jacobi loses its nodes for large m at large n)."""
         if self.m == 1:
             return np.array([-1.0, 1.0]), np.array([0.5, 0.5])
-        g = 0.5 * (self.m - 3)
-        t, w = roots_jacobi(int(n), g, g)
+        lam = 0.5 * (self.m - 2)
+        j = np.arange(1, int(n), dtype=float)
+        with np.errstate(invalid="ignore", divide="ignore"):  # j = 1, lam = 0: set below
+            beta = j * (j + 2 * lam - 1) / (4 * (j + lam) * (j + lam - 1))
+        beta[:1] = 1.0 / (2.0 * (1.0 + lam))
+        t, vectors = eigh_tridiagonal(np.zeros(int(n)), np.sqrt(beta))
+        w = vectors[0] ** 2
+        t = 0.5 * (t - t[::-1])  # exactly symmetric: E t = 0 to round-off
+        w = 0.5 * (w + w[::-1])
         return t, w / w.sum()
 
     @property
@@ -147,17 +157,19 @@ class ReducedRidgeUnit(units.Unit):
     theta = (c, a_1..a_k, q) (output "free") or (a_1..a_k, q) with c = output_weight fixed.
     Data rows are (x_U (k columns), r, further columns ignored: a label, say).
 
-    Smooth activations: an n-node Gauss-Jacobi rule in t, n the first of ``NODE_LADDER``
-    whose values E sigma, E sigma', E t sigma' agree with the next rung's to ``tol`` (times
-    max(1, sup |sigma|, sup |sigma'|)) on a grid of alpha = a . x_U in [-alpha_max, alpha_max]
-    and beta = q r in [0, beta_max]: the unit is converged on that range, which the caller
-    (``ridge_problem``) sets from the parameter box and the data. ``nodes`` forces n.
-    Piecewise-linear activations (relu, ``units.piecewise_linear``): exact closed forms.
+    Smooth activations: Gauss-Jacobi rules in t, one per range of beta = q r (the doubling
+    ranges [0, 1/4], (1/4, 1/2], (1/2, 1], ...; made when an evaluation first meets them):
+    for each, the first n of ``NODE_LADDER`` whose E sigma, E sigma', E t sigma' agree with
+    the next rung's to ``tol`` (times max(1, sup |sigma|, sup |sigma'|)) on a grid of the
+    range times alpha = a . x_U in [-(beta + alpha_pad), beta + alpha_pad] (beyond it the
+    saturating activations are flat to round-off on the whole segment). ``nodes`` forces one
+    n for every beta. Piecewise-linear activations (relu, ``units.piecewise_linear``): exact
+    closed forms in incomplete beta functions.
     """
 
     def __init__(self, d: int, k: int, activation: str | units.Activation,
-                 output_weight: float | None = None, *, alpha_max: float = 10.0,
-                 beta_max: float = 10.0, tol: float = 1e-13, nodes: int | None = None) -> None:
+                 output_weight: float | None = None, *, alpha_pad: float = 10.0,
+                 tol: float = 1e-13, nodes: int | None = None) -> None:
         d = units._positive_int(d, "unit 'reduced_ridge': d")
         if k not in (0, 1, 2) or not d - k >= 1:
             raise ValueError(f"unit 'reduced_ridge': k must be 0, 1 or 2 and d - k >= 1, got "
@@ -172,32 +184,32 @@ class ReducedRidgeUnit(units.Unit):
         super().__init__("reduced_ridge", self._c0 + k + 1, None)
         self.law = BetaCosine(d - k)
         self.pieces = None if self.law.m == 1 else pieces_of(self.activation)
-        self.alpha_max, self.beta_max, self.tol = float(alpha_max), float(beta_max), float(tol)
-        #: Gauss-Jacobi rules by range of beta = q r: (upper end of the range, t, w); the last
-        #: one also serves beta beyond beta_max (not checked there).
-        self.bins: list[tuple[float, Array, Array]] = []
-        if self.pieces is None:
-            if nodes is not None:
-                n = units._positive_int(nodes, "unit 'reduced_ridge': nodes")
-                self.bins = [(np.inf, *self.law.rule(n))]
-            else:
-                lo = 0.0
-                for hi in self._beta_edges():
-                    self.bins.append((hi, *self.law.rule(self._converged_nodes(lo, hi))))
-                    lo = hi
+        self.alpha_pad, self.tol = float(alpha_pad), float(tol)
+        #: Gauss-Jacobi rules (t, w) of the beta ranges made so far, in order; the upper end
+        #: of range j is ``BIN0 * 2**j``. One rule for all beta when ``nodes`` is given.
+        self.bins: list[tuple[Array, Array]] = []
+        self._fixed = nodes is not None
+        if self.pieces is None and nodes is not None:
+            self.bins = [self.law.rule(units._positive_int(nodes, "unit 'reduced_ridge': nodes"))]
+
+    BIN0 = 0.25
 
     @property
     def nodes(self) -> int:
-        """The largest number of nodes in t used (0: closed form)."""
-        return max((len(t) for _, t, _ in self.bins), default=0)
+        """The largest number of nodes in t used so far (0: closed form)."""
+        return max((len(t) for t, _ in self.bins), default=0)
 
-    def _beta_edges(self) -> list[float]:
-        """Doubling ranges of beta: [0, 1/4], [1/4, 1/2], ... up to beta_max."""
-        edges = [0.25]
-        while edges[-1] < self.beta_max:
-            edges.append(2.0 * edges[-1])
-        edges[-1] = max(self.beta_max, 0.25)
-        return edges
+    def _bin_of(self, beta: Array) -> Array:
+        """Index j of the range (BIN0 2^(j-1), BIN0 2^j] holding beta (0 for beta <= BIN0)."""
+        with np.errstate(divide="ignore"):
+            j = np.ceil(np.log2(np.maximum(beta, 1e-300) / self.BIN0))
+        return np.maximum(j, 0).astype(np.int64)
+
+    def _ensure_bins(self, j_max: int) -> None:
+        while len(self.bins) <= j_max:
+            j = len(self.bins)
+            lo, hi = (0.0 if j == 0 else self.BIN0 * 2.0 ** (j - 1)), self.BIN0 * 2.0**j
+            self.bins.append(self.law.rule(self._converged_nodes(lo, hi)))
 
     @property
     def param_names(self) -> tuple[str, ...]:
@@ -249,24 +261,25 @@ class ReducedRidgeUnit(units.Unit):
         alpha, beta = np.broadcast_arrays(np.asarray(alpha, float), np.asarray(beta, float))
         if self.pieces is not None:
             return self._closed_averages(alpha, beta)
-        if len(self.bins) == 1:
-            return self._rule_averages(alpha, beta, *self.bins[0][1:], need)
-        which = np.searchsorted([hi for hi, _, _ in self.bins[:-1]], beta.ravel())
+        if self._fixed:
+            return self._rule_averages(alpha, beta, *self.bins[0], need)
+        which = self._bin_of(beta.ravel())
+        self._ensure_bins(int(which.max(initial=0)))
         out = [np.empty(alpha.size) if i == 0 or need[i - 1] else None for i in range(3)]
         a, b = alpha.ravel(), beta.ravel()
-        for j, (_, t, w) in enumerate(self.bins):
+        for j in np.unique(which):
             sel = np.flatnonzero(which == j)
-            if sel.size:
-                parts = self._rule_averages(a[sel], b[sel], t, w, need)
-                for o, p in zip(out, parts, strict=True):
-                    if o is not None:
-                        o[sel] = p
+            parts = self._rule_averages(a[sel], b[sel], *self.bins[j], need)
+            for o, p in zip(out, parts, strict=True):
+                if o is not None:
+                    o[sel] = p
         return tuple(None if o is None else o.reshape(alpha.shape) for o in out)
 
     def _converged_nodes(self, beta_lo: float, beta_hi: float) -> int:
-        alpha = np.linspace(-self.alpha_max, self.alpha_max, 41)[:, None]
+        alpha_max = beta_hi + self.alpha_pad
+        alpha = np.linspace(-alpha_max, alpha_max, 81)[:, None]
         beta = np.linspace(beta_lo, beta_hi, 9)[None, :]
-        z = np.linspace(-self.alpha_max - beta_hi, self.alpha_max + beta_hi, 2001)
+        z = np.linspace(-alpha_max - beta_hi, alpha_max + beta_hi, 4001)
         scale = max(1.0, np.abs(self.activation.f(z)).max(), np.abs(self.activation.df(z)).max())
         previous = None
         for n in NODE_LADDER:
@@ -276,9 +289,9 @@ class ReducedRidgeUnit(units.Unit):
             previous = (n, now)
         raise ValueError(
             f"unit 'reduced_ridge': the Gauss-Jacobi rule in t did not converge to {self.tol:g} "
-            f"with {NODE_LADDER[-1]} nodes for |a . x_U| <= {self.alpha_max:g}, q r <= "
-            f"{beta_hi:g} (activation {self.activation.name!r}, d - k = {self.law.m}); "
-            f"shrink the parameter box or give nodes")
+            f"with {NODE_LADDER[-1]} nodes for q r in ({beta_lo:g}, {beta_hi:g}] (activation "
+            f"{self.activation.name!r}, d - k = {self.law.m}); shrink the parameter box "
+            f"(q_max) or give nodes")
 
     # -- the unit ------------------------------------------------------------------------------
 
@@ -632,12 +645,7 @@ def ridge_problem(activation: str | units.Activation, d: int, k: int, *,
     full_points = law.sample(rng, test_points)
     base = reduced_quadrature(law, nodes_u, nodes_r)
     data = reduced_quadrature(law, nodes_u, nodes_r, extra=law.reduce(full_points))
-    xu_max = np.abs(base.points[:, :k]).sum(axis=1).max() if k else 0.0
-    x_all = data.points
-    alpha_max = a_max * max(xu_max, np.abs(x_all[:, :k]).sum(axis=1).max() if k else 0.0)
-    beta_max = q_max * x_all[:, k].max()
-    unit = ReducedRidgeUnit(d, k, activation, c_fixed, alpha_max=max(alpha_max, 1e-3),
-                            beta_max=max(beta_max, 1e-3), tol=tol)
+    unit = ReducedRidgeUnit(d, k, activation, c_fixed, tol=tol)
 
     labelled = law.labelled
     if isinstance(target, str) and target == "label":
