@@ -86,6 +86,8 @@ class BetaCosine:
         roots_jacobi loses its nodes for large m at large n)."""
         if self.m == 1:
             return np.array([-1.0, 1.0]), np.array([0.5, 0.5])
+        if not 1 <= n <= 4096:  # the eigenvectors take 8 n^2 bytes
+            raise ValueError(f"BetaCosine.rule: n must be in 1..4096, got {n}")
         lam = 0.5 * (self.m - 2)
         j = np.arange(1, int(n), dtype=float)
         with np.errstate(invalid="ignore", divide="ignore"):  # j = 1, lam = 0: set below
