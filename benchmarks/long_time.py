@@ -1,0 +1,107 @@
+"""Long times: a limit that concentrates without bound, fixed-mesh DG against moving nodes.
+
+The exact polar flow (solver.reference.polar_flow) on the circle or the sphere with target
+Y = 1: the target is the point mass at the pole, which the flow approaches only as t -> inf
+(sigma ~ log t, q = e^{-sigma}: rho_t has a peak of width ~ q; on the circle 5e-3 at
+t = 200), from rho_0 uniform in the angle (on the sphere: uniform). The errors at t = 10, 50, 200 of
+
+- E(t) (relative) and f_t (max over the data points, relative to max |f_t|),
+
+for fixed-mesh DG1/DG2 (SSP-RK3, cfl 0.5) on refined meshes, and for the Lagrangian
+discretisation (solver.reference.lagrangian: weighted nodes of the periodic trapezoid rule
+of rho_0 moving with the flow, RK4), with their wall times. This is the baseline issue 15
+asks for; it runs on one rank.
+
+Run:  OPENBLAS_NUM_THREADS=1 .venv/bin/python -m benchmarks.long_time [circle|sphere] [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import numpy as np
+from mpi4py import MPI
+
+from solver.model.domain import Circle, Sphere
+from solver.reference.lagrangian import lagrangian_flow
+from solver.reference.polar_flow import PolarFlow, polar_flow_problem
+
+TIMES = np.array([0.0, 10.0, 50.0, 200.0])
+TARGET = 1.0
+
+
+def errors(energy: np.ndarray, f: np.ndarray, exact_e: np.ndarray, exact_f: np.ndarray
+           ) -> list[tuple[float, float]]:
+    """(relative E error, relative f error) at each time but 0."""
+    out = []
+    for i in range(1, len(TIMES)):
+        scale = np.max(np.abs(exact_f[i]))
+        out.append((abs(energy[i] / exact_e[i] - 1), np.max(np.abs(f[i] - exact_f[i])) / scale))
+    return out
+
+
+def dg_run(problem, degree: int, cells: int) -> tuple[np.ndarray, np.ndarray, float, int]:
+    """(E, f) at TIMES from a fixed-mesh DG run, its wall time and steps."""
+    from solver.pde.solve import make_scheme
+    from solver.pde.timestepping import try_step
+    from solver.settings import PDESettings
+
+    settings = PDESettings(cells=(cells,), scheme="dg", degree=degree, progress=False)
+    s = make_scheme(problem, settings, MPI.COMM_SELF)
+    s.set_density(s.initial_density())
+    energy, f, t, steps = [s.diagnostics().energy], [s.f.copy()], 0.0, 0
+    start = time.perf_counter()
+    for t_out in TIMES[1:]:
+        while t < t_out * (1 - 1e-13):
+            dt = min(0.5 * s.max_stable_step(), t_out - t)
+            while not try_step(s, "ssprk3", dt):
+                dt /= 2
+            t, steps = t + dt, steps + 1
+        energy.append(s.diagnostics().energy)
+        f.append(s.f.copy())
+    return np.array(energy), np.array(f), time.perf_counter() - start, steps
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("domain", nargs="?", default="circle", choices=("circle", "sphere"))
+    parser.add_argument("--quick", action="store_true")
+    args = parser.parse_args()
+    sphere = args.domain == "sphere"
+    domain = Sphere(3) if sphere else Circle()
+    problem = polar_flow_problem(domain, target=TARGET, t_final=float(TIMES[-1]))
+    exact = PolarFlow(domain, target=TARGET, nodes=2**16)
+    sigma = exact.sigma(TIMES)
+    m = np.array([exact.mean_cos(s) for s in sigma])
+    exact_e = exact.energy(TIMES)
+    x = problem.data.points
+    exact_f = m[:, None] * (x[:, 2] if sphere else np.cos(x[:, 0]))[None, :]
+    print(f"polar flow on the {args.domain}, Y = {TARGET}: q = e^-sigma at t = 10, 50, 200: "
+          + ", ".join(f"{np.exp(-s):.2e}" for s in sigma[1:]))
+    print(f"{'method':>24} {'wall s':>8} {'steps':>7}  "
+          + "  ".join(f"{'E err t=' + str(int(t)):>13} {'f err':>9}" for t in TIMES[1:]))
+
+    def row(label, energy, f, wall, steps):
+        cols = "  ".join(f"{e:13.2e} {g:9.2e}" for e, g in errors(energy, f, exact_e, exact_f))
+        print(f"{label:>24} {wall:8.2f} {steps:7d}  {cols}", flush=True)
+
+    if sphere:  # icosphere levels; nodes in cos(polar angle) of the product rule
+        levels, node_counts, rule, unit = [3, 4] if args.quick else [3, 4, 5], [32, 128], \
+            "sphere", "level"
+    else:
+        levels, node_counts, rule, unit = ([256, 1024] if args.quick else [256, 1024, 4096],
+                                           [64, 256] if args.quick else [64, 256, 1024], "grid",
+                                           "cells")
+    for degree in (1, 2):
+        for cells in levels:
+            row(f"DG{degree} {unit} {cells}", *dg_run(problem, degree, cells))
+    for nodes in node_counts:
+        start = time.perf_counter()
+        lag = lagrangian_flow(problem, TIMES, nodes=nodes, dt=0.05, rule=rule)
+        row(f"Lagrangian {lag.theta.shape[0]} nodes", lag.energy, lag.f,
+            time.perf_counter() - start, lag.steps)
+
+
+if __name__ == "__main__":
+    main()
