@@ -166,3 +166,23 @@ def test_a_logistic_run_reports_accuracy_and_the_crbv_scope(tmp_path, capsys):
         if loss == "logistic":
             assert "diagnostic only, not a theorem for the logistic loss" in out
             assert "**scope**: not a theorem for the logistic loss" in report
+
+
+def test_pde_summary_names_the_loss_and_the_accuracy(tmp_path):
+    """summary.json of a logistic run: the loss, and the accuracy at every output time
+    (recomputed from the time series' f); a square-loss run on real targets has none."""
+    import json
+
+    from solver.io import RunDirectory
+
+    problem = _problem()
+    result = solve(problem, SETTINGS, RunDirectory(tmp_path / "logistic"), comm=MPI.COMM_SELF)
+    summary = json.loads((tmp_path / "logistic" / "summary.json").read_text())
+    assert summary["loss"] == {"name": "logistic"}
+    expected = functionals.accuracy(problem, result.f)
+    assert summary["accuracy"] == pytest.approx(list(expected), abs=0)
+    assert len(summary["accuracy"]) == SETTINGS.outputs + 1
+    square = _problem(loss=losses.SQUARE, target="cos(x0)")
+    solve(square, SETTINGS, RunDirectory(tmp_path / "square"), comm=MPI.COMM_SELF)
+    summary = json.loads((tmp_path / "square" / "summary.json").read_text())
+    assert summary["loss"]["name"] == "square" and summary["accuracy"] is None

@@ -25,6 +25,7 @@ from dolfinx.cpp import mesh as cpp_mesh
 
 from solver.checkpoint_file import CELL_VERTICES, DOF_INTEGRALS, DOMAIN
 from solver.io import RunDirectory
+from solver.model import functionals
 from solver.model.cell_density import domain_record
 from solver.model.problem import Problem
 from solver.pde.checkpoint import Checkpoint, write_checkpoint
@@ -188,6 +189,9 @@ class RunWriter:
             "wall_time_s": result.wall_time,
             "settings": asdict(self.settings),
             "energy": {"initial": first.energy, "final": state.last.energy},
+            "loss": self.problem.loss.record(),
+            # classification accuracy on the data at the output times (labels -1/+1 only)
+            "accuracy": _listed(functionals.accuracy(self.problem, result.f)),
             "mass_drift_max": float(np.max(np.abs(np.array(steps["mass"]) - first.mass))),
             "min_rho": float(np.min(steps["min_rho"])),
             "min_rho_where": self._min_rho_where(),
@@ -241,3 +245,8 @@ def dissipation_defects(steps: dict) -> dict[str, float | None]:
         out["dissipation_identity_max_rel_defect"] = float(pointwise.max())
         out["dissipation_identity_max_rel_defect_t"] = float(np.asarray(steps["t"])[worst + 1])
     return out
+
+
+def _listed(values) -> list[float] | float | None:
+    """numpy values as JSON (a list for an array)."""
+    return None if values is None else np.asarray(values, dtype=float).tolist()
