@@ -29,7 +29,7 @@ from solver.checkpoint_file import load_cell_density
 from solver.config_reference import explain, reference_markdown
 from solver.config_schema import PETSC, SECTIONS, TOP
 from solver.errors import CheckpointError, ConfigError
-from solver.model import density, losses, quadrature, targets, units
+from solver.model import density, losses, quadrature, reduction, targets, units
 from solver.model.domain import Box, Circle, Cylinder, Disc, Domain, Sphere
 from solver.model.problem import Problem
 from solver.schema import Reader
@@ -76,10 +76,15 @@ def _unit(kind: str, v: dict[str, Any]) -> units.Unit:
         return units.CircleBumpUnit(v["width"], v["amplitude"])
     if kind == "neuron":
         return units.NeuronUnit(v["dim"], v["activation"], output_weight=v["output_weight"])
+    if kind == "reduced_ridge":
+        return reduction.ReducedRidgeUnit(v["dim"], v["k"], v["activation"], v["output_weight"])
     return units.FixedOutputNeuron(v["dim"], v["activation"], bias=v["bias"])
 
 
-def _data(kind: str, v: dict[str, Any], base: Path) -> quadrature.DataQuadrature:
+def _data(kind: str, v: dict[str, Any], base: Path,
+          unit: units.Unit | None = None) -> quadrature.DataQuadrature:
+    if kind == "reduced":
+        return _reduced_data(v, unit)
     if kind == "gauss_legendre":
         return quadrature.gauss_legendre(v["lower"], v["upper"], v["n"])
     if kind == "gauss_hermite":
@@ -95,6 +100,30 @@ def _data(kind: str, v: dict[str, Any], base: Path) -> quadrature.DataQuadrature
     if not path.exists():
         raise ConfigError(f"data.path: file {str(path)!r} does not exist")
     return quadrature.from_file(path)
+
+
+def _reduced_unit(unit: units.Unit | None, key: str) -> reduction.ReducedRidgeUnit:
+    if not isinstance(unit, reduction.ReducedRidgeUnit):
+        name = getattr(unit, "name", None)
+        raise ConfigError(f'{key}: needs [unit] kind = "reduced_ridge", got unit {name!r}')
+    return unit
+
+
+def _reduced_noiseless(unit: units.Unit, beta: float) -> None:
+    if isinstance(unit, reduction.ReducedRidgeUnit) and beta != float("inf"):
+        raise ConfigError(f"problem.beta: got {beta:g}; unit 'reduced_ridge' is for noiseless "
+                          f"dynamics (beta = inf): the noise of w_perp would add the drift "
+                          f"(d - k - 1)/(beta q) in q, not modelled")
+
+
+def _reduced_data(v: dict[str, Any], unit: units.Unit | None) -> quadrature.DataQuadrature:
+    unit = _reduced_unit(unit, 'data.kind: "reduced"')
+    if v["law"] == "sphere":
+        law = reduction.DataLaw(unit.d, unit.k, "sphere", radius=v["radius"])
+    else:
+        law = reduction.DataLaw(unit.d, unit.k, classes=(reduction.GaussianClass(
+            1.0, 0.0, v["scale_u"], v["scale_perp"]),))
+    return reduction.reduced_quadrature(law, v["nodes_u"], v.get("nodes_r", 40))
 
 
 def _target(kind: str, v: dict[str, Any], unit: units.Unit,
@@ -121,10 +150,15 @@ def _domain(kind: str, v: dict[str, Any], unit: units.Unit) -> Domain:
     if domain.param_dim != k:
         raise ConfigError(f"domain.kind: a {kind} has {domain.param_dim} parameters but unit "
                           f"{unit.name!r} has {k} ({', '.join(unit.param_names)})")
+    if isinstance(unit, reduction.ReducedRidgeUnit) and (
+            kind != "box" or domain.lower[-1] < 0):
+        raise ConfigError(f"domain.lower: unit 'reduced_ridge' needs a box with q = |w_perp| "
+                          f">= 0 (last lower bound 0), got the {domain.describe()}")
     return domain
 
 
-def _initial(kind: str, v: dict[str, Any], dim: int, base: Path) -> density.Density:
+def _initial(kind: str, v: dict[str, Any], dim: int, base: Path,
+             unit: units.Unit | None = None) -> density.Density:
     if kind == "checkpoint":
         path = _path(v["file"], base)
         try:
@@ -133,6 +167,14 @@ def _initial(kind: str, v: dict[str, Any], dim: int, base: Path) -> density.Dens
             raise ConfigError(f"initial.file: {err}") from err
         except ValueError as err:  # names initial.file or initial.field
             raise ConfigError(str(err)) from err
+    if kind == "lifted_gaussian":
+        red = _reduced_unit(unit, 'initial.kind: "lifted_gaussian"')
+        a_mean = [0.0] * red.k if v["a_mean"] is None else v["a_mean"]
+        if len(a_mean) != red.k:
+            raise ConfigError(f"initial.a_mean: got {a_mean}; expected k = {red.k} numbers")
+        w_std = red.d ** -0.5 if v["w_std"] is None else v["w_std"]
+        return reduction.LiftedGaussian(red.d, red.k, red.output_weight is None, a_mean,
+                                        [w_std] * red.k, w_std, v["c_mean"], v["c_std"])
     if kind == "uniform_sphere":
         return density.UniformSphere(dim)
     if kind == "von_mises_fisher":
@@ -242,7 +284,7 @@ def parse(raw: dict[str, Any], base: Path = Path(".")) -> RunConfig:
     sizes = _sizes(unit) if unit else None
     read = {key: s.read(key, sizes) for key in ("data", "target", "domain", "initial", "pde",
                                                 "particles")}
-    data = read["data"] and r.build("data", lambda: _data(*read["data"], base))
+    data = read["data"] and r.build("data", lambda: _data(*read["data"], base, unit))
     particles = read["particles"] and r.build("", lambda: _particles(read["particles"][1]))
     if unit is None or data is None:
         r.raise_any()
@@ -252,7 +294,7 @@ def parse(raw: dict[str, Any], base: Path = Path(".")) -> RunConfig:
     target = read["target"] and r.build("target", lambda: _target(*read["target"], unit, data))
     domain = read["domain"] and r.build("domain", lambda: _domain(*read["domain"], unit))
     initial = read["initial"] and r.build(
-        "initial", lambda: _initial(*read["initial"], unit.param_dim, base))
+        "initial", lambda: _initial(*read["initial"], unit.param_dim, base, unit))
     if target is not None:
         r.build("", lambda: checks.target_finite(target, data, read["target"][0]))
     if initial is not None and domain is not None:
@@ -265,6 +307,7 @@ def parse(raw: dict[str, Any], base: Path = Path(".")) -> RunConfig:
         r.raise_any()
     t_final, beta, lam = (scalars[1][key] for key in ("t_final", "beta", "lambda"))
     loss = r.build("", lambda: _loss(scalars[1], target, data))
+    r.build("", lambda: _reduced_noiseless(unit, beta))
     if pde is not None:
         r.build("", lambda: checks.pde_fits(pde, beta, initial))
     if particles is not None:

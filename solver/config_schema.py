@@ -125,6 +125,20 @@ UNIT = {s.kind: s for s in (
     Section("unit.fixed_output_neuron", "s(x; w) = sigma(w . x) (+ b with bias).", (
         _dim(), _activation(), Key("bias", "a boolean", "add a bias b to theta", False),
     ), theta=(("", "w_1..w_d"), ("bias", "w_1..w_d, b"))),
+    Section("unit.reduced_ridge", "Symmetry-reduced ridge unit c sigma(w . x) on data invariant "
+            "under the rotations fixing U = span(e_1..e_k): s = c E_t[sigma(a . x_U + q r t)], "
+            "a = P_U w, q = |w_perp| >= 0, data rows (x_U, r = |x_perp|), "
+            "t ~ (1 - t^2)^((d-k-3)/2) (solver/model/reduction.py); with [data] kind = "
+            '"reduced", [initial] kind = '
+            '"lifted_gaussian" and a box with q in [0, q_max]. Particles of meanfield run move '
+            "in (c, a, q); the full-d particles: reduction.ridge_problem in Python.", (
+        _dim(),
+        Key("k", "an integer", "dimension of the invariant subspace U", 1,
+            check=lambda v: v in (0, 1, 2), allowed="0, 1 or 2 (and k < d)"),
+        _activation(),
+        Key("output_weight", "a number", "fix c to this value", None, check=finite,
+            allowed="a finite number", shown="free (c is a parameter)"),
+    ), theta=(("", "c, a_1..a_k, q"), ("output_weight", "a_1..a_k, q"))),
 )}
 
 _MC = "monte_carlo"
@@ -162,6 +176,23 @@ DATA = {s.kind: s for s in (
             check=finite_positive, allowed="a finite number > 0", when=("law", "gaussian")),
         Key("dim", "an integer", "d: uniform on S^(d-1) in R^d (law sphere)", check=positive,
             allowed="a positive integer", when=("law", "sphere")),
+    )),
+    Section("data.reduced", "The law of (x_U, |x_perp|) for unit kind reduced_ridge (d, k "
+                            "from [unit]): Gaussian x_U ~ N(0, scale_u^2 I_k), x_perp ~ N(0, "
+                            "scale_perp^2 I_(d-k)) by Gauss-Hermite x generalised "
+                            "Gauss-Laguerre rules; or uniform on the sphere |x| = radius.", (
+        Key("law", "a string", "the data law", "gaussian", choices=("gaussian", "sphere")),
+        Key("nodes_u", "an integer", "Gauss nodes per axis of U", 40, check=positive,
+            allowed="a positive integer"),
+        Key("nodes_r", "an integer", "Gauss nodes in r (law gaussian)", 40, check=positive,
+            allowed="a positive integer"),
+        Key("scale_u", "a number", "standard deviation along U (law gaussian)", 1.0,
+            check=finite_positive, allowed="a finite number > 0"),
+        Key("scale_perp", "a number", "standard deviation across U (law gaussian)", 1.0,
+            check=finite_positive, allowed="a finite number > 0"),
+        Key("radius", "a number", "radius of the sphere (law sphere)", None,
+            check=finite_positive, allowed="a finite number > 0", shown="sqrt(d)",
+            when=("law", "sphere")),
     )),
     Section("data.file", "Data points from .npz (arrays x, optional w, y) or .csv (header "
                          "x0..x{d-1}, optional w, y); weights default to 1/M.", (
@@ -226,6 +257,18 @@ INITIAL = {s.kind: s for s in (
         Key("weights", "a list of numbers", "mixture weights, one per mean", None,
             check=lambda w: non_negative(w) and abs(sum(w) - 1) <= 1e-9,
             allowed="numbers >= 0 summing to 1 (one per mean)", shown="equal"),
+    )),
+    Section("initial.lifted_gaussian", "For unit kind reduced_ridge: the reduction of c ~ "
+                                       "N(c_mean, c_std^2), P_U w ~ N(a_mean, w_std^2 I_k), "
+                                       "w_perp ~ N(0, w_std^2 I_(d-k)): q = w_std chi_(d-k).", (
+        Key("a_mean", "a list of numbers", "mean of P_U w (k numbers; [] when k = 0)", None,
+            check=finite, allowed="finite numbers", shown="zeros"),
+        Key("w_std", "a number", "standard deviation of every coordinate of w", None,
+            check=finite_positive, allowed="a finite number > 0", shown="1/sqrt(d)"),
+        Key("c_mean", "a number", "mean of c (free output weight)", 0.0, check=finite,
+            allowed="a finite number"),
+        Key("c_std", "a number", "standard deviation of c (free output weight)", 1.0,
+            check=finite_positive, allowed="a finite number > 0"),
     )),
     Section("initial.uniform_sphere", "rho_0 uniform on the sphere domain."),
     Section("initial.von_mises_fisher", "rho_0 proportional to exp(kappa mu . theta) on the "

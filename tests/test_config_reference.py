@@ -12,7 +12,7 @@ from solver import config
 from solver.config_reference import NEURON_EXAMPLE, RULES, theta_text
 from solver.config_schema import UNIT, all_sections
 from solver.errors import ConfigError
-from solver.model import units
+from solver.model import reduction, units
 from solver.schema import coerce
 
 DOCS = Path(__file__).resolve().parent.parent / "docs" / "config.md"
@@ -52,6 +52,7 @@ BUILD = {
     "circle_bump": lambda d, o: units.CircleBumpUnit(0.5),
     "neuron": lambda d, o: units.NeuronUnit(d, "tanh", **o),
     "fixed_output_neuron": lambda d, o: units.FixedOutputNeuron(d, "relu", **o),
+    "reduced_ridge": lambda d, o: reduction.ReducedRidgeUnit(5, min(d, 2), "tanh", **o),
 }
 
 
@@ -71,7 +72,7 @@ def test_the_documented_theta_order_is_the_units_param_names(kind):
 
 def test_every_key_is_documented_and_its_default_passes_its_own_constraint():
     topics = [s.topic for s in all_sections()]
-    assert len(topics) == len(set(topics)) == 31
+    assert len(topics) == len(set(topics)) == 34
     for section in all_sections():
         for key in section.keys:
             assert key.meaning, f"{section.topic}.{key.name} has no meaning"

@@ -94,6 +94,13 @@ SETUPS = {
                                       {"kind": "gaussian", "mean": [0.0, 0.0],
                                        "std": [0.5, 0.5]},
                                       [4, 4], "rectangle"),
+    "reduced_ridge-box2-lifted": ({"kind": "reduced_ridge", "dim": 6, "k": 1,
+                                   "activation": "tanh", "output_weight": 1.0},
+                                  {"kind": "reduced", "nodes_u": 4, "nodes_r": 3},
+                                  {"kind": "expression", "expression": "tanh(x0)"},
+                                  {"kind": "box", "lower": [-2.0, 0.0], "upper": [2.0, 2.5]},
+                                  {"kind": "lifted_gaussian", "w_std": 0.3},
+                                  [4, 4], "rectangle"),
     "linear-file-data-box1": ({"kind": "linear", "dim": 1},
                               {"kind": "file", "path": "data.csv"}, {"kind": "data"},
                               {"kind": "box", "lower": [-3.0], "upper": [3.0]},
@@ -124,7 +131,8 @@ NUMERICS = {
 #: What validation may refuse in this matrix: the cross-section rules, nothing else.
 REFUSED = re.compile(r'^(pde\.scheme: "dg" is for noiseless dynamics|particles\.batch: online '
                      r'SGD needs y at fresh samples|pde\.mesh_file: .* spans .* a mesh file '
-                     r'is used as it is)')
+                     r"is used as it is|problem\.beta: .* unit 'reduced_ridge' is for "
+                     r"noiseless dynamics)")
 
 
 def _raw(setup: str, numerics: str) -> dict:

@@ -269,3 +269,49 @@ def test_cosine_rule_large_m():
     t, w = reduction.BetaCosine(999).rule(512)
     assert np.all(np.isfinite(t)) and np.all(np.isfinite(w))
     assert abs(w @ t**2 - 1 / 999) < 1e-16
+
+
+def _toml(**over):
+    raw = {"name": "red", "problem": {"t_final": 1.0},
+           "unit": {"kind": "reduced_ridge", "dim": 8, "k": 1, "activation": "tanh"},
+           "data": {"kind": "reduced", "nodes_u": 6, "nodes_r": 5},
+           "target": {"kind": "expression", "expression": "tanh(2 * x0)"},
+           "domain": {"kind": "box", "lower": [-4.0, -3.0, 0.0], "upper": [4.0, 3.0, 3.0]},
+           "initial": {"kind": "lifted_gaussian", "a_mean": [0.2], "w_std": 0.4}}
+    for key, value in over.items():
+        section, _, name = key.partition("__")
+        if name:
+            raw[section] = {**raw[section], name: value}
+        else:
+            raw[section] = value
+    return raw
+
+
+def test_toml_builds_the_reduced_problem_of_ridge_problem():
+    from solver.config import parse
+
+    cfg = parse(_toml())
+    red = reduction.ridge_problem("tanh", 8, 1, target="tanh(2 * x0)", a_mean=0.2, w_std=0.4,
+                                  nodes_u=6, nodes_r=5, test_points=3)
+    p, q = cfg.problem, red.reduced
+    assert p.unit.param_names == q.unit.param_names == ("c", "a", "q")
+    np.testing.assert_array_equal(p.data.points, q.data.points[:p.data.size])
+    np.testing.assert_allclose(p.data.weights, q.data.weights[:p.data.size], rtol=1e-14)
+    theta = np.array([[0.3, 0.1, 0.9], [1.0, -0.4, 0.2]])
+    np.testing.assert_array_equal(p.initial.pdf(theta), q.initial.pdf(theta))
+    np.testing.assert_array_equal(p.unit.values(p.data.points, theta),
+                                  q.unit.values(p.data.points, theta))
+
+
+@pytest.mark.parametrize("over, message", [
+    ({"unit": {"kind": "neuron", "dim": 1, "activation": "tanh"}},
+     'needs \\[unit\\] kind = "reduced_ridge"'),
+    ({"domain__lower": [-4.0, -3.0, -1.0]}, "q = \\|w_perp\\| >= 0"),
+    ({"problem__beta": 10.0}, "noiseless"),
+    ({"initial__a_mean": [0.1, 0.2]}, "expected k = 1 numbers"),
+])
+def test_toml_refusals(over, message):
+    from solver.config import ConfigError, parse
+
+    with pytest.raises(ConfigError, match=message):
+        parse(_toml(**over))
