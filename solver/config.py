@@ -314,7 +314,8 @@ def parse(raw: dict[str, Any], base: Path = Path(".")) -> RunConfig:
         r.build("", lambda: checks.particles_fit(particles, beta, read["target"][0], data))
     r.raise_any()
     problem = r.build("", lambda: Problem(unit, data, target, domain, initial, beta=beta,
-                                          lam=lam, t_final=t_final, name=name, loss=loss))
+                                          lam=lam, t_final=t_final, name=name, loss=loss,
+                                          birth_death=scalars[1]["birth_death"]))
     r.raise_any()
     return RunConfig(name, output, problem, pde, particles, raw)
 

@@ -101,6 +101,10 @@ PROBLEM = Section("problem", "The dynamics: d rho/dt = div(rho grad Psi) + (1/be
     Key("smooth_hinge_gamma", "a number", "width of the quadratic piece of the smoothed hinge",
         1.0, check=finite_positive, allowed="a finite number > 0",
         when=("loss", "smooth_hinge")),
+    Key("birth_death", "a number", "gamma of the birth-death (Wasserstein-Fisher-Rao) "
+        "reaction - gamma (Psi - <Psi>_rho) rho added to d rho/dt (0: off; > 0 needs beta = "
+        "inf and, for the PDE, scheme fv with an explicit integrator)", 0.0,
+        check=lambda v: finite(v) and v >= 0, allowed="a finite number >= 0"),
 ))
 
 UNIT = {s.kind: s for s in (

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from solver.model.birth_death import check_rate
 from solver.model.density import Density
 from solver.model.domain import Domain
 from solver.model.losses import SQUARE, Loss
@@ -15,6 +16,8 @@ from solver.model.units import Unit
 
 #: Largest fraction of rho_0's mass allowed outside the parameter domain.
 MAX_INITIAL_MASS_OUTSIDE = 1e-3
+#: The default birth-death rate gamma (off).
+NO_BIRTH_DEATH = 0.0
 
 
 @dataclass(eq=False)
@@ -23,11 +26,15 @@ class Problem:
 
         E[rho] = sum_m w_m l(f_rho(x_m), y_m) + lam int r(theta) rho(dtheta)
                  (+ 1/beta int rho log rho),
-        d rho/dt = div(rho grad Psi[rho]) + (1/beta) Laplace rho,
+        d rho/dt = div(rho grad Psi[rho]) + (1/beta) Laplace rho
+                   - gamma (Psi - <Psi>_rho) rho,   gamma = ``birth_death``,
         Psi(theta; rho) = sum_m w_m d1 l(f_rho(x_m), y_m) s(x_m; theta) + lam r(theta),
 
 l = ``loss`` (``solver.model.losses``; the square loss l = (f - y)^2/2 by default, then
 d1 l = f - y); a loss for labels (logistic, smooth hinge) refuses targets not in {-1, +1}.
+
+    The birth-death (Wasserstein-Fisher-Rao) reaction (``solver.model.birth_death``) is
+    off at gamma = 0 (the default); gamma > 0 needs beta = inf for now.
 
     r = ``domain.regulariser`` (|theta|^2/2 on a box). rho_0 is ``initial``
     restricted to ``domain`` (and renormalised there). Parameter axes listed in
@@ -46,6 +53,7 @@ d1 l = f - y); a loss for labels (logistic, smooth hinge) refuses targets not in
     frozen: tuple[int, ...] = ()
     # left out of checkpoint fingerprints when square (those of earlier runs stay valid)
     loss: Loss = field(default=SQUARE, metadata={"fingerprint": "omit_default"})
+    birth_death: float = field(default=NO_BIRTH_DEATH, metadata={"fingerprint": "omit_default"})
     y: np.ndarray = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -78,6 +86,12 @@ d1 l = f - y); a loss for labels (logistic, smooth hinge) refuses targets not in
             raise ValueError(f"beta: must be > 0 (inf for noiseless), got {self.beta}")
         if not (np.isfinite(self.lam) and self.lam >= 0):
             raise ValueError(f"lambda: must be a finite number >= 0, got {self.lam}")
+        # 0 (int or float) is stored as the default object: fingerprints omit it
+        self.birth_death = check_rate(self.birth_death) or NO_BIRTH_DEATH
+        if self.birth_death and np.isfinite(self.beta):
+            raise ValueError(f"birth_death: with noise (beta = {self.beta:g}) is not implemented "
+                             "yet (the reaction of the noisy flow would need mu = Psi + log "
+                             "rho / beta); use beta = inf or birth_death = 0")
         if not (np.isfinite(self.t_final) and self.t_final > 0):
             raise ValueError(f"t_final: must be a finite number > 0, got {self.t_final}")
         outside = 1.0 - self.initial.mass_in(self.domain)
