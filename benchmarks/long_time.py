@@ -43,24 +43,14 @@ def errors(energy: np.ndarray, f: np.ndarray, exact_e: np.ndarray, exact_f: np.n
 
 def dg_run(problem, degree: int, cells: int) -> tuple[np.ndarray, np.ndarray, float, int]:
     """(E, f) at TIMES from a fixed-mesh DG run, its wall time and steps."""
+    from benchmarks.dg_translation import march
     from solver.pde.solve import make_scheme
-    from solver.pde.timestepping import try_step
     from solver.settings import PDESettings
 
     settings = PDESettings(cells=(cells,), scheme="dg", degree=degree, progress=False)
     s = make_scheme(problem, settings, MPI.COMM_SELF)
     s.set_density(s.initial_density())
-    energy, f, t, steps = [s.diagnostics().energy], [s.f.copy()], 0.0, 0
-    start = time.perf_counter()
-    for t_out in TIMES[1:]:
-        while t < t_out * (1 - 1e-13):
-            dt = min(0.5 * s.max_stable_step(), t_out - t)
-            while not try_step(s, "ssprk3", dt):
-                dt /= 2
-            t, steps = t + dt, steps + 1
-        energy.append(s.diagnostics().energy)
-        f.append(s.f.copy())
-    return np.array(energy), np.array(f), time.perf_counter() - start, steps
+    return march(s, TIMES)
 
 
 def main() -> None:
