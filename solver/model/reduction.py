@@ -618,6 +618,7 @@ def ridge_problem(activation: str | units.Activation, d: int, k: int, *,
                   output: str | float = "free", a_mean: float | Sequence[float] = 0.0,
                   w_std: float | None = None, c_mean: float = 0.0, c_std: float = 1.0,
                   c_max: float = 4.0, a_max: float = 3.0, q_max: float = 3.0,
+                  a_min: float | None = None,
                   nodes_u: int = 40, nodes_r: int = 40, test_points: int = 2000,
                   seed: int = 0, t_final: float = 1.0, lam: float = 0.0,
                   full_bound: float = 50.0, tol: float = 1e-13,
@@ -660,7 +661,7 @@ def ridge_problem(activation: str | units.Activation, d: int, k: int, *,
                       else target)
         full_target = LiftedTarget(law, red_target)
 
-    lower = [*([-c_max] if free else []), *([-a_max] * k), 0.0]
+    lower = [*([-c_max] if free else []), *([-a_max if a_min is None else a_min] * k), 0.0]
     upper = [*([c_max] if free else []), *([a_max] * k), q_max]
     reduced = Problem(unit, data, red_target, Box(tuple(lower), tuple(upper)), initial,
                       lam=lam, t_final=t_final, name=f"{name}-reduced")
