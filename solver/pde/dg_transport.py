@@ -93,6 +93,7 @@ from mpi4py import MPI
 from petsc4py import PETSc
 from scipy.optimize import linprog
 
+from solver.errors import ConfigError
 from solver.model import functionals
 from solver.model.compression import unit_matrix
 from solver.model.functionals import MESH_MATRIX_BYTES
@@ -209,6 +210,10 @@ class DGTransport:
             raise ValueError(f"pde.degree: DG needs an integer degree >= 1, got {degree}")
         if np.isfinite(problem.beta):
             raise NotImplementedError("DGTransport is for beta = inf (no diffusion)")
+        if problem.birth_death:
+            raise ConfigError("pde.scheme: DG does not take the birth-death reaction yet "
+                              f"(problem.birth_death = {problem.birth_death:g}); use "
+                              'scheme = "fv"')
         k, dom = int(degree), problem.domain
         check_mesh(msh, dom)
         tdim, gdim = msh.topology.dim, msh.geometry.dim

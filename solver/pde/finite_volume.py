@@ -22,6 +22,12 @@ f(x_m) = sum_K s(x_m; theta_K) rho_K |K|, obeys
 each term being >= 0 since F_KL = (D/d) B(Pe) (e^{Pe} rho_K - rho_L) has the sign of
 mu_K - mu_L. The would-be drift outflow sum_boundary |sigma| rho_K (v . n)^+,
 v = -grad Psi, is reported, not lost.
+
+Birth-death (``problem.birth_death = gamma > 0``, beta = inf): the reaction
+R_K = -gamma (Psi_K - <Psi>) rho_K, <Psi> = sum_K Psi_K rho_K |K| / sum_K rho_K |K|, is
+added to d rho_K/dt (sum_K R_K |K| = 0: mass stays exact to round-off); the positivity
+bound becomes dt <= 1 / max_K (sum_sigma |sigma| m a_KL / |K| + gamma (Psi_K - <Psi>)^+);
+the dissipation gains gamma sum_K (Psi_K - <Psi>)^2 rho_K |K| (``solver.model.birth_death``).
 """
 
 from __future__ import annotations
@@ -31,7 +37,7 @@ from dolfinx import fem, mesh
 from mpi4py import MPI
 from scipy.special import xlogy
 
-from solver.model import functionals
+from solver.model import birth_death, functionals
 from solver.model.compression import unit_matrix
 from solver.model.functionals import MESH_MATRIX_BYTES
 from solver.model.problem import Problem
@@ -76,6 +82,8 @@ class FiniteVolume:
         self.rho = fem.Function(self.V, name="rho")
         self.psi = np.zeros(len(self.theta))
         self.f = np.zeros(problem.data.size)
+        self.gamma = problem.birth_death
+        self.mean_psi = 0.0  # <Psi>_rho, evaluated when gamma > 0
 
     def _mobility(self) -> np.ndarray:
         """m_sigma = 1 - sum_i (e_sigma . t_i)^2 over the unit tangents t_i of frozen axes."""
@@ -129,6 +137,14 @@ class FiniteVolume:
         self.comm.Allreduce(local, self.f, MPI.SUM)
         self.psi = self.S.adjoint(functionals.residual_weights(self.problem, self.f))
         self.psi += self.regulariser
+        if self.gamma:
+            self.mean_psi = self.mean_potential()
+
+    def mean_potential(self) -> float:
+        """<Psi> = sum_K Psi_K rho_K |K| / sum_K rho_K |K| over all ranks (the mass's weights)."""
+        w = self.weights()
+        sums = self.comm.allreduce(np.array([self.psi @ w, np.sum(w)]), MPI.SUM)
+        return float(sums[0] / sums[1])
 
     # -- the flux ---------------------------------------------------------
     def coefficients(self) -> tuple[np.ndarray, np.ndarray]:
@@ -162,12 +178,22 @@ class FiniteVolume:
     def rate(self) -> np.ndarray:
         """d rho/dt on owned cells at the current state."""
         F = self._fluxes()
-        return -self._per_cell(F, -F) / self.geometry.volumes[: self.n_owned]
+        rate = -self._per_cell(F, -F) / self.geometry.volumes[: self.n_owned]
+        if self.gamma:
+            n = self.n_owned
+            rate += birth_death.reaction_rate(self.psi[:n], self.rho.x.array[:n], self.gamma,
+                                              self.mean_psi)
+        return rate
 
     def max_stable_step(self) -> float:
-        """min_K |K| / sum_sigma |sigma| m a_KL, the forward-Euler positivity bound."""
+        """min_K |K| / sum_sigma |sigma| m a_KL, the forward-Euler positivity bound (with
+        birth-death: 1 / max_K (sum_sigma |sigma| m a_KL / |K| + gamma (Psi_K - <Psi>)^+))."""
         a_out, a_in = self.coefficients()
         out = self._per_cell(a_out, a_in)
+        if self.gamma:
+            n = self.n_owned
+            out = out + self.geometry.volumes[:n] * birth_death.reaction_inverse_step(
+                self.psi[:n], self.gamma, self.mean_psi)
         with np.errstate(divide="ignore"):
             local = float(np.min(self.geometry.volumes[: self.n_owned] / out, initial=np.inf))
         return self.comm.allreduce(local, MPI.MIN)
@@ -183,10 +209,17 @@ class FiniteVolume:
         return self.psi + self.diffusion * np.log(np.maximum(self.rho.x.array, TINY))
 
     def dissipation(self) -> float:
-        """sum_sigma |sigma| m F_KL (mu_K - mu_L) = -dE/dt of the semi-discrete scheme."""
+        """sum_sigma |sigma| m F_KL (mu_K - mu_L) (+ gamma sum_K (Psi_K - <Psi>)^2 rho_K |K|
+        with birth-death) = -dE/dt of the semi-discrete scheme."""
         g, mu = self.geometry, self._chemical_potential()
         terms = self._fluxes() * (mu[g.inner[:, 0]] - mu[g.inner[:, 1]])
-        return self._sum(terms @ self._facet_share)
+        if not self.gamma:
+            return self._sum(terms @ self._facet_share)
+        n = self.n_owned
+        reaction = birth_death.reaction_dissipation(
+            self.psi[:n], self.rho.x.array[:n], self.geometry.volumes[:n], self.gamma,
+            self.mean_psi)
+        return self._sum(terms @ self._facet_share + reaction)
 
     def boundary_outflow(self) -> float:
         """sum over boundary facets of |sigma| rho_K (v . n)^+, v = -grad Psi(theta_K)."""

@@ -132,6 +132,11 @@ class ImplicitEuler:
     """Backward Euler with lagged Psi for a FiniteVolume scheme; one KSP reused for all steps."""
 
     def __init__(self, scheme: FiniteVolume, petsc_options: Mapping[str, str] | None = None):
+        if scheme.problem.birth_death:
+            raise ConfigError("pde.integrator: the implicit integrators do not take the "
+                              f"birth-death reaction yet (problem.birth_death = "
+                              f"{scheme.problem.birth_death:g}); use an explicit integrator "
+                              '("ssprk2" or "ssprk3")')
         self.scheme = scheme
         g = scheme.geometry
         comm = scheme.comm
