@@ -1,0 +1,51 @@
+"""The rules of the symmetry reduction (solver/model/reduction.py): how many Gauss nodes in
+t each range of q r needs for 1e-13 (tanh), and how the data rule converges.
+
+(i) Nodes of the t-rule per range (BIN0 2^(j-1), BIN0 2^j] of beta = q r, for d - k = 2, 9,
+49, 199, 999 (tanh, 1e-13 against the next rung of the node ladder).
+(ii) The reduced data rule of N(0, I_d), k = 1, d = 10 and 200: E[y s_red] for y = tanh(x_1)
+and four reduced tanh units, against nodes_u (Gauss-Hermite in x_1: for the tanh poles at
+Im x = pi/2 it converges like exp(-c sqrt(n))) and nodes_r (Laguerre in r^2/2: fast).
+
+Run:  OPENBLAS_NUM_THREADS=1 .venv/bin/python -m benchmarks.reduction_rules
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from solver.model import reduction
+
+
+def main() -> None:
+    print("(i) t-rule nodes per range of q r (tanh, tol 1e-13)")
+    edges = [reduction.ReducedRidgeUnit.BIN0 * 2.0**j for j in range(9)]
+    print("  d - k | " + " ".join(f"{e:>6g}" for e in edges))
+    for m in (2, 9, 49, 199, 999):
+        unit = reduction.ReducedRidgeUnit(m + 1, 1, "tanh", 1.0)
+        unit._ensure_bins(len(edges) - 1)
+        print(f"  {m:5d} | " + " ".join(f"{len(t):6d}" for t, _ in unit.bins))
+    print("(ii) data rule, k = 1, y = tanh(x_1): max over 4 units (a, q) of the change in "
+          "E[y s_red] against nodes_u = 200, nodes_r = 80")
+    theta = np.array([[0.7, 0.4], [1.5, 1.0], [-0.3, 0.2], [0.1, 0.5]])
+    for d in (10, 200):
+        law = reduction.DataLaw(d, 1)
+        unit = reduction.ReducedRidgeUnit(d, 1, "tanh", 1.0)
+
+        def value(nu: int, nr: int, law=law, unit=unit) -> np.ndarray:
+            rule = reduction.reduced_quadrature(law, nu, nr)
+            y = np.tanh(rule.points[:, 0])
+            return rule.integrate(unit.values(rule.points, theta) * y[:, None])
+
+        ref = value(200, 80)
+        us = " ".join(f"{nu}: {np.abs(value(nu, 80) - ref).max():.1e}" for nu in (24, 40, 60, 80))
+        rs = " ".join(f"{nr}: {np.abs(value(200, nr) - ref).max():.1e}" for nr in (8, 12, 16))
+        print(f"  d = {d}: nodes_u {us}; nodes_r {rs}")
+    law = reduction.DataLaw(10, 1)
+    rule = reduction.reduced_quadrature(law, 20, 20)
+    moment = rule.integrate(rule.points[:, 0] ** 4 * rule.points[:, 1] ** 4)
+    print(f"  E[x_1^4 r^4], d = 10, 20 x 20 nodes: {moment:.13f} (exact 297)")
+
+
+if __name__ == "__main__":
+    main()
