@@ -185,13 +185,23 @@ def assign_tasks(settings: ParticleSettings, size: int) -> list[list[tuple[int, 
     return plan
 
 
+#: Last spawn-key entry of a task's birth-death stream (its other draws use (n, seed)).
+BIRTH_DEATH_STREAM = 0xB1D
+
+
+def birth_death_seed(settings: ParticleSettings, n: int, seed: int) -> np.random.SeedSequence:
+    """The birth-death stream of task (n, seed): its own, independent of the rank."""
+    return np.random.SeedSequence(settings.entropy, spawn_key=(n, seed, BIRTH_DEATH_STREAM))
+
+
 def _run_task(problem: Problem, settings: ParticleSettings, times: np.ndarray,
               run_dir: RunDirectory | None, n: int, seed: int, resume: bool) -> ParticleRun:
     """One task: its stored result, or a run (from its partial file when resuming)."""
     if run_dir is None:
         rng = settings.rng(n, seed)
         return simulate(problem, problem.sample_initial(rng, n), times, settings.dt,
-                        settings.integrator, rng=rng, batch=settings.batch, rtol=settings.rtol)
+                        settings.integrator, rng=rng, batch=settings.batch, rtol=settings.rtol,
+                        birth_death_seed=birth_death_seed(settings, n, seed))
     path = run_dir / task_name(n, seed)
     task_id = task_fingerprint(problem, settings, times, n, seed)
     if path.exists():
@@ -214,7 +224,8 @@ def _run_task(problem: Problem, settings: ParticleSettings, times: np.ndarray,
     saver = _TaskCheckpointer(partial, task_id, settings.checkpoint_every,
                               f"particle task n={n}, seed={seed}")
     run = simulate(problem, theta0, times, settings.dt, settings.integrator, rng=rng,
-                   batch=settings.batch, rtol=settings.rtol, checkpoint=saver, resume=state)
+                   batch=settings.batch, rtol=settings.rtol, checkpoint=saver, resume=state,
+                   birth_death_seed=birth_death_seed(settings, n, seed))
     save_task(RunDirectory(run_dir.path), n, seed, run, task_id)
     partial.unlink(missing_ok=True)
     return run

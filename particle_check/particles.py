@@ -20,6 +20,15 @@ Integrators (``simulate``):
   batch mean in place of E_mu in f_n and grad Psi ("euler" is plain SGD; "rk4" keeps
   the step's batch for all four stages).
 
+Birth-death (``problem.birth_death = gamma > 0``, fixed-step GD; [Rotskoff, Jelassi, Bruna,
+Vanden-Eijnden, ICML 2019]): after every step of length h, with Psi_i = Psi(theta_i; rho_n)
+on the data quadrature and <Psi> = (1/n) sum_j Psi_j, unit i fires with probability
+1 - exp(-gamma |Psi_i - <Psi>| h): if Psi_i > <Psi> it is killed and a uniformly chosen
+other unit duplicated in its place, else it is duplicated onto a uniformly chosen other
+unit (which is killed); n stays fixed (``birth_death_step``). Its random numbers come from
+their own stream, one generator per step seeded by (the task's SeedSequence, step), so a
+run is reproducible, independent of the rank and of interruptions.
+
 After every step the domain retracts the points (wraps angles, normalises on the
 sphere); with noise, points are also reflected at the walls of boxes, discs and the c
 range of cylinders (the PDE's no-flux boundary). The outputs are always f_n at the
@@ -356,6 +365,48 @@ class Checkpointer(Protocol):
     def save(self, state: ParticleState) -> None: ...
 
 
+# --- birth-death ---------------------------------------------------------------------------
+
+
+def particle_potential(problem: Problem, theta: np.ndarray,
+                       block_bytes: int = DEFAULT_BLOCK_BYTES,
+                       max_bytes: int = DEFAULT_MAX_BYTES) -> np.ndarray:
+    """Psi(theta_i; rho_n) on the data quadrature, (n,)."""
+    f = fused_output(problem, theta, None, block_bytes)
+    return functionals.potential(problem, theta, f, max_bytes)
+
+
+def birth_death_step(theta: np.ndarray, psi: np.ndarray, h: float, gamma: float,
+                     rng: np.random.Generator) -> np.ndarray:
+    """One step h of the particle birth-death process (a new array; n kept).
+
+    Every unit i fires with probability 1 - exp(-gamma |Psi_i - <Psi>| h), <Psi> the mean
+    of psi; a firing unit above the mean is replaced by a copy of a uniformly chosen other
+    unit j, one below the mean replaces j by its copy. The events are applied in the order
+    i = 0..n-1 (a copy copies the current value). Draws n uniforms and n partners always.
+    """
+    n = len(theta)
+    dev = psi - np.mean(psi)
+    fire = rng.random(n) < -np.expm1(-gamma * h * np.abs(dev))
+    partner = rng.integers(0, max(n - 1, 1), size=n)
+    new = theta.copy()
+    if n < 2:
+        return new
+    for i in np.flatnonzero(fire):
+        j = partner[i] + (partner[i] >= i)  # uniform among the others
+        if dev[i] > 0:
+            new[i] = new[j]
+        else:
+            new[j] = new[i]
+    return new
+
+
+def birth_death_generator(seed: np.random.SeedSequence, step: int) -> np.random.Generator:
+    """The generator of birth-death step ``step`` (0-based) of the stream ``seed``."""
+    return np.random.default_rng(np.random.SeedSequence(
+        seed.entropy, spawn_key=(*seed.spawn_key, int(step))))
+
+
 # --- the run -------------------------------------------------------------------------------
 
 
@@ -393,6 +444,9 @@ def _check_options(problem: Problem, theta0: np.ndarray, times: np.ndarray, dt: 
     if (noisy or batch is not None) and rng is None:
         raise ValueError("particles: noise and batch sampling need rng "
                          "(a numpy Generator) for reproducible draws")
+    if problem.birth_death and (integrator == "adaptive" or batch is not None):
+        raise ValueError("particles: birth-death (problem.birth_death > 0) needs fixed-step "
+                         "full-data GD for now: integrator 'euler' or 'rk4', no batch")
     if integrator == "adaptive" and not (rtol > 0 and atol > 0):
         raise ValueError(f"particles: rtol and atol must be > 0, got {rtol}, {atol}")
     return noisy
@@ -403,7 +457,8 @@ def simulate(problem: Problem, theta0: np.ndarray, times: np.ndarray, dt: float,
              noise: bool | None = None, batch: int | None = None, rtol: float = 1e-6,
              atol: float = 1e-9, max_steps: int = 100_000, max_bytes: int = DEFAULT_MAX_BYTES,
              block_bytes: int = DEFAULT_BLOCK_BYTES, checkpoint: Checkpointer | None = None,
-             resume: ParticleState | None = None) -> ParticleRun:
+             resume: ParticleState | None = None,
+             birth_death_seed: np.random.SeedSequence | None = None) -> ParticleRun:
     """Integrate the particles from theta0 (n, k), recording at ``times`` (from times[0]).
 
     integrator: "rk4" or "euler" (equal steps no longer than dt per output interval) or
@@ -419,6 +474,8 @@ def simulate(problem: Problem, theta0: np.ndarray, times: np.ndarray, dt: float,
     ``ParticleState`` (``save``; it may raise to stop the run, e.g. when pre-empted).
     resume: a saved state to continue from (theta0 is then ignored, rng's state is
     restored): the result is bit-identical to the uninterrupted run's.
+    birth_death_seed: the stream of the birth-death events (required when
+    problem.birth_death > 0; step s uses ``birth_death_generator(seed, s)``).
     """
     reuse_freed_memory()
     theta = np.array(theta0 if resume is None else resume.theta, dtype=float)
@@ -427,6 +484,10 @@ def simulate(problem: Problem, theta0: np.ndarray, times: np.ndarray, dt: float,
                            atol)
     full = full_data(problem)
     evaluations = 0 if resume is None else resume.evaluations
+    gamma = problem.birth_death
+    if gamma and birth_death_seed is None:
+        raise ValueError("particles: birth-death (problem.birth_death > 0) needs "
+                         "birth_death_seed (a numpy SeedSequence) for reproducible events")
 
     def rhs(th: np.ndarray, data: DataBatch = full) -> np.ndarray:
         nonlocal evaluations
@@ -496,6 +557,10 @@ def simulate(problem: Problem, theta0: np.ndarray, times: np.ndarray, dt: float,
                     save(i, j, t0)  # the checkpointer saves this step's start and raises
                     raise
                 theta = problem.domain.retract(new)
+                if gamma:
+                    psi = particle_potential(problem, theta, block_bytes, max_bytes)
+                    theta = birth_death_step(theta, psi, h, gamma,
+                                             birth_death_generator(birth_death_seed, steps))
                 steps += 1
                 save(i, j + 1, t0)
         if not np.all(np.isfinite(theta)):

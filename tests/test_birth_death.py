@@ -1,7 +1,9 @@
 """Birth-death (Wasserstein-Fisher-Rao) dynamics: the numpy reaction operator and its
 closed form, the Problem/config key, and the finite-volume scheme (exact mass, the
 positivity bound, the dissipation identity with the reaction's gamma int (Psi - <Psi>)^2
-rho, the observed order of SSP-RK against the closed form, serial == 2 ranks)."""
+rho, the observed order of SSP-RK against the closed form, serial == 2 ranks), and the
+particle birth-death process (its law against the closed form, the particles against the
+FV PDE, reproducible, resumable and rank-independent)."""
 
 import numpy as np
 import pytest
@@ -234,3 +236,107 @@ def test_fv_birth_death_serial_equals_parallel():
     serial = solve(problem, _settings(), comm=MPI.COMM_SELF)
     parallel = solve(problem, _settings(), comm=MPI.COMM_WORLD)
     assert_runs_agree(serial, parallel)
+
+
+# -- particles ---------------------------------------------------------------------------
+
+
+def test_particle_birth_death_step_follows_the_closed_form():
+    """Units on 5 atoms with a fixed Psi per atom: after 100 steps h = 0.01 (gamma = 1) the
+    atom frequencies are rho_0 exp(-gamma t Psi) / Z to sampling + O(h) error; n is kept
+    and every unit is a copy of an initial atom."""
+    from particle_check.particles import birth_death_step
+
+    atoms, psi_atom = np.arange(5.0), np.array([0.0, 0.8, -0.5, 0.3, -1.0])
+    p0 = np.array([0.3, 0.25, 0.2, 0.15, 0.1])
+    rng = np.random.default_rng(7)
+    n = 40000
+    theta = atoms[rng.choice(5, size=n, p=p0)][:, None]
+    for _ in range(100):
+        idx = theta[:, 0].astype(int)
+        theta = birth_death_step(theta, psi_atom[idx], 0.01, 1.0, rng)
+    assert theta.shape == (n, 1) and set(np.unique(theta)) <= set(atoms)
+    freq = np.bincount(theta[:, 0].astype(int), minlength=5) / n
+    exact = birth_death.pure_reaction(p0, psi_atom, 1.0, 1.0)
+    # sd of a frequency ~ sqrt(p/n) ~ 2.5e-3 at t = 0 (the process adds about as much)
+    assert np.max(np.abs(freq - exact)) < 0.015, (freq, exact)
+    assert np.max(np.abs(p0 - exact)) > 0.1  # the reaction moved the law
+
+
+def test_particles_follow_the_fv_pde_under_birth_death():
+    """gamma = 3, n = 4000 (2 seeds): the particles' f_n stays near the FV f (48 x 48), far
+    closer than the gamma = 0 flow is to it."""
+    pde("dolfinx", reason="needs DOLFINx")
+    from mpi4py import MPI
+
+    from particle_check.particles import simulate
+    from solver.pde.solve import solve
+
+    times = np.linspace(0, 1, 3)
+    pdes = {g: solve(_problem(gamma=g), _settings(cells=(48, 48), outputs=2),
+                     comm=MPI.COMM_SELF) for g in (0.0, 3.0)}
+    w = pdes[0.0].scheme.problem.data.weights
+    problem = _problem(gamma=3.0)
+    gaps = []
+    for seed in range(2):
+        rng = np.random.default_rng(seed)
+        run = simulate(problem, problem.sample_initial(rng, 4000), times, 0.02, "rk4",
+                       birth_death_seed=np.random.SeedSequence(seed))
+        gaps.append(np.sqrt(w @ (run.f[-1] - pdes[3.0].f[-1]) ** 2))
+    effect = np.sqrt(w @ (pdes[3.0].f[-1] - pdes[0.0].f[-1]) ** 2)
+    assert max(gaps) < 0.2 * effect, (gaps, effect)
+
+
+class _KeepAt:
+    """A checkpointer that keeps the state after ``step`` accepted steps."""
+
+    def __init__(self, step):
+        self.step, self.count, self.state = step, 0, None
+
+    def due(self):
+        self.count += 1
+        return self.count == self.step
+
+    def save(self, state):
+        self.state = state
+
+
+def test_particle_birth_death_is_reproducible_and_resumes_bitwise():
+    from particle_check.particles import simulate
+
+    problem = _problem(gamma=2.0)
+    theta0 = problem.sample_initial(np.random.default_rng(1), 200)
+    times = np.linspace(0, 1, 3)
+    seed = np.random.SeedSequence(5, spawn_key=(200, 0, 7))
+    keep = _KeepAt(17)
+    a = simulate(problem, theta0, times, 0.02, "euler", birth_death_seed=seed, checkpoint=keep)
+    b = simulate(problem, theta0, times, 0.02, "euler", birth_death_seed=seed)
+    assert keep.state is not None and keep.state.steps == 17
+    c = simulate(problem, theta0, times, 0.02, "euler", birth_death_seed=seed,
+                 resume=keep.state)
+    for other in (b, c):
+        assert np.array_equal(a.theta, other.theta) and np.array_equal(a.f, other.f)
+    plain = simulate(_problem(gamma=0.0), theta0, times, 0.02, "euler")
+    assert not np.array_equal(a.f, plain.f)
+    with pytest.raises(ValueError, match="birth_death_seed"):
+        simulate(problem, theta0, times, 0.02, "euler")
+    with pytest.raises(ValueError, match="fixed-step full-data GD"):
+        simulate(problem, theta0, times, 0.02, "adaptive", birth_death_seed=seed)
+
+
+@pytest.mark.mpi
+def test_particle_birth_death_ensemble_over_ranks_equals_serial():
+    from mpi4py import MPI
+
+    from particle_check.ensemble import run_ensemble
+    from solver.settings import ParticleSettings
+
+    problem = _problem(gamma=2.0)
+    settings = ParticleSettings(n=(16, 32, 64), seeds=2, dt=0.05)
+    times = np.linspace(0, 1, 3)
+    serial = run_ensemble(problem, settings, times, None, MPI.COMM_SELF)
+    spread = run_ensemble(problem, settings, times, None, MPI.COMM_WORLD)
+    if MPI.COMM_WORLD.rank == 0:
+        assert set(spread) == set(serial)
+        for key in serial:
+            np.testing.assert_array_equal(spread[key].f, serial[key].f)
