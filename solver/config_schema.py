@@ -103,7 +103,7 @@ PROBLEM = Section("problem", "The dynamics: d rho/dt = div(rho grad Psi) + (1/be
         when=("loss", "smooth_hinge")),
     Key("birth_death", "a number", "gamma of the birth-death (Wasserstein-Fisher-Rao) "
         "reaction - gamma (Psi - <Psi>_rho) rho added to d rho/dt (0: off; > 0 needs beta = "
-        "inf and, for the PDE, scheme fv with an explicit integrator)", 0.0,
+        "inf, an explicit PDE integrator, and particles at fixed steps without batch)", 0.0,
         check=lambda v: finite(v) and v >= 0, allowed="a finite number >= 0"),
 ))
 

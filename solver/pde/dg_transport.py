@@ -79,6 +79,16 @@ cell averages >= 0; the scaling limiter applied in ``set_density`` to every stag
 keeps each cell's mass and makes rho >= 0 at all limiter points. The average rule
 assumes affine cells (constant det J), true for the box, simplex and flat-faced surface
 meshes of this project.
+
+Birth-death (``problem.birth_death = gamma > 0``): the residual gains
+(-gamma (Psi - <Psi>) rho, v) by the cell Gauss rule, with Psi exact at the Gauss points
+(the unit matrix of f) and <Psi> = sum_q Psi_q W_q rho_q / sum_q W_q rho_q from the same
+rule, so the mass (v = 1) is unchanged to round-off. Splitting a forward-Euler step as
+theta_K (rho + dt/theta_K T) + (1 - theta_K) (rho + dt/(1 - theta_K) R) on each cell, the
+transport part keeps the average >= 0 under its CFL bound and the reaction part while
+dt gamma max_q (Psi_q - <Psi>)^+ <= 1 - theta_K (rho >= 0 at the Gauss points, limiter): so
+dt <= 1 / max_K (cfl rate_K + gamma max_q (Psi_q - <Psi>)^+). The dissipation gains
+gamma sum_q W_q rho_q (Psi_q - <Psi>)^2.
 """
 
 from __future__ import annotations
@@ -93,8 +103,7 @@ from mpi4py import MPI
 from petsc4py import PETSc
 from scipy.optimize import linprog
 
-from solver.errors import ConfigError
-from solver.model import functionals
+from solver.model import birth_death, functionals
 from solver.model.compression import unit_matrix
 from solver.model.functionals import MESH_MATRIX_BYTES
 from solver.model.memory import reuse_freed_memory
@@ -210,10 +219,6 @@ class DGTransport:
             raise ValueError(f"pde.degree: DG needs an integer degree >= 1, got {degree}")
         if np.isfinite(problem.beta):
             raise NotImplementedError("DGTransport is for beta = inf (no diffusion)")
-        if problem.birth_death:
-            raise ConfigError("pde.scheme: DG does not take the birth-death reaction yet "
-                              f"(problem.birth_death = {problem.birth_death:g}); use "
-                              'scheme = "fv"')
         k, dom = int(degree), problem.domain
         check_mesh(msh, dom)
         tdim, gdim = msh.topology.dim, msh.geometry.dim
@@ -305,6 +310,9 @@ class DGTransport:
         self.limited_cells = 0  # cells the limiter scaled in the last set_density (this rank)
         self.unlimited_min = 0.0  # min over the limiter points before limiting (this rank)
         self._ufl_rate: fem.Form | None = None
+        self.gamma = problem.birth_death
+        self._psi_q = np.zeros((self.n_cells, self._nq))  # exact Psi at Gauss points (gamma > 0)
+        self.mean_psi = 0.0
 
     # -- set-up -------------------------------------------------------------
     def _mobility(self, gdim: int) -> np.ndarray:
@@ -499,6 +507,14 @@ class DGTransport:
         psi = self.S_psi.adjoint(functionals.residual_weights(self.problem, self.f))
         self.psi.x.array[:] = psi + self._r_psi
         self._kin = None
+        if self.gamma:
+            psi_q = self.S.adjoint(functionals.residual_weights(self.problem, self.f))
+            if self.problem.lam:
+                psi_q = psi_q + self.problem.lam * self._r
+            self._psi_q = psi_q.reshape(self.n_cells, self._nq)
+            w = self._weights()
+            sums = self.comm.allreduce(np.array([psi_q @ w, np.sum(w)]), MPI.SUM)
+            self.mean_psi = float(sums[0] / sums[1])
 
     def density(self) -> np.ndarray:
         """rho on the owned dofs (a copy)."""
@@ -569,6 +585,9 @@ class DGTransport:
         rw = self._points[:, :nq] * self.W
         for U, dgrad in zip(kin["U"], self._dgrad, strict=True):
             cells -= (rw * U) @ dgrad
+        if self.gamma:  # (-gamma (Psi - <Psi>) rho, v) by the cell Gauss rule
+            reaction = birth_death.reaction_rate(self._psi_q, rw, self.gamma, self.mean_psi)
+            cells += reaction @ self._BT[:, :nq].T
         b = np.empty(self.n_owned)
         b[self._dofs] = cells
         return self._solve_mass(b)
@@ -593,6 +612,9 @@ class DGTransport:
         rate = _max_of(cols[lf] * self._inv_uniform[lf] for lf in range(nfl))
         mixed = sum(_max_of(cols[lf] * inv[lf] for lf in group) for group, inv in self._groups)
         np.minimum(rate, mixed, out=rate)
+        if self.gamma:
+            rate = rate + birth_death.reaction_inverse_step(
+                self._psi_q, self.gamma, self.mean_psi).max(axis=1, initial=0.0)
         with np.errstate(divide="ignore"):
             local = float(np.divide(1.0, rate.max(initial=0.0)))
         return self.comm.allreduce(local, MPI.MIN)
@@ -611,12 +633,16 @@ class DGTransport:
         rho_b = np.take(self._facet_rho(), bnd["i"])
         outflow = np.sum(bnd["w"] * rho_b * np.maximum(kin["a_boundary"], 0))
         low = float(self._points.min(initial=np.inf))
+        dissipation = w @ speed2
+        if self.gamma:
+            dissipation += birth_death.reaction_dissipation(
+                self._psi_q.reshape(-1), w, 1.0, self.gamma, self.mean_psi)
         return Diagnostics(
             energy=loss + pen,
             loss=loss,
             mass=self._sum(w.sum()),
             min_rho=self.comm.allreduce(low, MPI.MIN),
-            dissipation=self._sum(w @ speed2),
+            dissipation=self._sum(dissipation),
             boundary_outflow=self._sum(outflow),
         )
 
