@@ -511,6 +511,7 @@ class LiftedGaussian(density.Density):
     w_std: float
     c_mean: float = 0.0
     c_std: float = 1.0
+    symmetric: bool = False
 
     def __post_init__(self) -> None:
         k = self.k
@@ -535,22 +536,38 @@ class LiftedGaussian(density.Density):
         return mean, std
 
     def pdf(self, theta: Array) -> Array:
+        """The density of (c, a, q); ``symmetric``: of (c, a, +-q), even in q, half the
+        weight on each side (the PDE on q in [-q_max, q_max] has no wall at q = 0)."""
         theta = np.asarray(theta, float)
         mean, std = self._flat()
         flat = np.prod(norm.pdf(theta[:, :-1], mean, std), axis=1)
-        return flat * chi.pdf(theta[:, -1] / self.w_std, self.m) / self.w_std
+        q = theta[:, -1]
+        if self.symmetric:
+            return 0.5 * flat * chi.pdf(np.abs(q) / self.w_std, self.m) / self.w_std
+        return flat * chi.pdf(q / self.w_std, self.m) / self.w_std
 
     def sample(self, rng: np.random.Generator, n: int) -> Array:
         mean, std = self._flat()
         flat = mean + std * rng.standard_normal((n, mean.size))
-        return np.column_stack([flat, self.w_std * np.sqrt(rng.chisquare(self.m, n))])
+        q = self.w_std * np.sqrt(rng.chisquare(self.m, n))
+        if self.symmetric:
+            q *= rng.choice([-1.0, 1.0], n)
+        return np.column_stack([flat, q])
+
+    def _q_mass(self, lo: float, hi: float) -> float:
+        """P(q in [lo, hi]) for q >= 0 (the chi law)."""
+        F = chi.cdf(np.array([max(lo, 0.0), max(hi, 0.0)]) / self.w_std, self.m)
+        return float(F[1] - F[0])
 
     def _mass_in_box(self, box: Box) -> float:
         mean, std = self._flat()
         lo, hi = np.asarray(box.lower), np.asarray(box.upper)
         flat = np.prod(norm.cdf(hi[:-1], mean, std) - norm.cdf(lo[:-1], mean, std))
-        q = chi.cdf(np.array([max(lo[-1], 0.0), max(hi[-1], 0.0)]) / self.w_std, self.m)
-        return float(flat * (q[1] - q[0]))
+        if self.symmetric:
+            q = 0.5 * (self._q_mass(lo[-1], hi[-1]) + self._q_mass(-hi[-1], -lo[-1]))
+        else:
+            q = self._q_mass(lo[-1], hi[-1])
+        return float(flat * q)
 
     def full(self) -> density.Gaussian:
         """The Gaussian of (c, w) in R^(1+d) (w alone with a fixed output)."""
@@ -618,7 +635,7 @@ def ridge_problem(activation: str | units.Activation, d: int, k: int, *,
                   output: str | float = "free", a_mean: float | Sequence[float] = 0.0,
                   w_std: float | None = None, c_mean: float = 0.0, c_std: float = 1.0,
                   c_max: float = 4.0, a_max: float = 3.0, q_max: float = 3.0,
-                  a_min: float | None = None,
+                  a_min: float | None = None, symmetric: bool = False,
                   nodes_u: int = 40, nodes_r: int = 40, test_points: int = 2000,
                   seed: int = 0, t_final: float = 1.0, lam: float = 0.0,
                   full_bound: float = 50.0, tol: float = 1e-13,
@@ -630,6 +647,10 @@ def ridge_problem(activation: str | units.Activation, d: int, k: int, *,
     law: the data law (default N(0, I_d)); target: an expression in the reduced coordinates
     x0..x{k-1} (= P_U x) and x{k} (= |x_perp|) (r = |x|), a Target of reduced rows, or "label"
     for labelled data. output: "free" (c a parameter) or a number (c fixed).
+    symmetric: q in [-q_max, q_max] with rho_0 even in q (the unit is even in q, so the
+    flow keeps it even and the marginal of |q| is the reduced law): the PDE then has no wall
+    at q = 0, where the discrete velocity (the gradient of an interpolant of Psi) has an
+    O(h^p) normal component instead of 0, at twice the cells in q.
     rho_0: ``LiftedGaussian`` with w_perp ~ N(0, w_std^2 I_(d-k)) (w_std default 1/sqrt(d):
     w ~ N(0, I_d / d) when a_mean = 0), a ~ N(a_mean, w_std^2). The full problem's data are
     ``test_points`` draws of the law (seed), weights 1/M, with the law's sampler (SGD); their
@@ -642,7 +663,8 @@ def ridge_problem(activation: str | units.Activation, d: int, k: int, *,
     free = output == "free"
     c_fixed = None if free else float(output)
     w_std = 1.0 / np.sqrt(d) if w_std is None else float(w_std)
-    initial = LiftedGaussian(d, k, free, a_mean, np.full(k, w_std), w_std, c_mean, c_std)
+    initial = LiftedGaussian(d, k, free, a_mean, np.full(k, w_std), w_std, c_mean, c_std,
+                             symmetric)
 
     rng = np.random.default_rng(seed)
     full_points = law.sample(rng, test_points)
@@ -661,7 +683,8 @@ def ridge_problem(activation: str | units.Activation, d: int, k: int, *,
                       else target)
         full_target = LiftedTarget(law, red_target)
 
-    lower = [*([-c_max] if free else []), *([-a_max if a_min is None else a_min] * k), 0.0]
+    lower = [*([-c_max] if free else []), *([-a_max if a_min is None else a_min] * k),
+             -q_max if symmetric else 0.0]
     upper = [*([c_max] if free else []), *([a_max] * k), q_max]
     reduced = Problem(unit, data, red_target, Box(tuple(lower), tuple(upper)), initial,
                       lam=lam, t_final=t_final, name=f"{name}-reduced")
