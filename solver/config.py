@@ -309,9 +309,10 @@ def parse(raw: dict[str, Any], base: Path = Path(".")) -> RunConfig:
     loss = r.build("", lambda: _loss(scalars[1], target, data))
     r.build("", lambda: _reduced_noiseless(unit, beta))
     if pde is not None:
-        r.build("", lambda: checks.pde_fits(pde, beta, initial))
+        r.build("", lambda: checks.pde_fits(pde, beta, initial, scalars[1]["birth_death"]))
     if particles is not None:
-        r.build("", lambda: checks.particles_fit(particles, beta, read["target"][0], data))
+        r.build("", lambda: checks.particles_fit(particles, beta, read["target"][0], data,
+                                                 scalars[1]["birth_death"]))
     r.raise_any()
     problem = r.build("", lambda: Problem(unit, data, target, domain, initial, beta=beta,
                                           lam=lam, t_final=t_final, name=name, loss=loss,

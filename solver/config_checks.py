@@ -172,8 +172,14 @@ def initial_fits(initial: Density, domain: Domain, unit: Unit) -> None:
                           f"has {unit.param_dim} parameters")
 
 
-def pde_fits(pde: PDESettings, beta: float, initial: Density) -> None:
-    """dg needs beta = inf; a checkpoint density needs the mesh it was written on."""
+def pde_fits(pde: PDESettings, beta: float, initial: Density,
+             birth_death: float = 0.0) -> None:
+    """dg needs beta = inf; a checkpoint density needs the mesh it was written on; birth-death
+    needs an explicit integrator."""
+    if birth_death and not pde.explicit:
+        raise ConfigError(f"pde.integrator: {pde.integrator!r} does not take the birth-death "
+                          f"reaction yet (problem.birth_death = {birth_death:g}); use "
+                          '"ssprk2" or "ssprk3"')
     if pde.scheme == "dg" and math.isfinite(beta):
         raise ConfigError(f'pde.scheme: "dg" is for noiseless dynamics (problem.beta = inf), '
                           f'got beta = {beta:g}; use scheme = "fv" (Scharfetter-Gummel)')
@@ -182,10 +188,15 @@ def pde_fits(pde: PDESettings, beta: float, initial: Density) -> None:
 
 
 def particles_fit(particles: ParticleSettings, beta: float, target_kind: str,
-                  data: DataQuadrature) -> None:
+                  data: DataQuadrature, birth_death: float = 0.0) -> None:
     """What the particle simulator would refuse at its start: noise needs Euler-Maruyama;
-    online SGD samples the data law and evaluates the target at the samples."""
+    online SGD samples the data law and evaluates the target at the samples; birth-death
+    needs fixed-step full-data GD."""
     problems = []
+    if birth_death and (particles.integrator == "adaptive" or particles.batch is not None):
+        problems.append(f"particles.integrator: birth-death (problem.birth_death = "
+                        f"{birth_death:g}) needs fixed-step full-data GD for now: integrator "
+                        f'"euler" or "rk4" and no batch')
     if math.isfinite(beta) and particles.integrator != "euler":
         problems.append(f"particles.integrator: noisy dynamics (problem.beta = {beta:g}) are "
                         f"integrated by Euler-Maruyama; got {particles.integrator!r}, set "

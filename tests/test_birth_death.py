@@ -86,6 +86,18 @@ def test_config_key(tmp_path):
     raw["problem"]["birth_death"] = 2.0
     path.write_text(dump_toml(raw))
     assert load(path).problem.birth_death == 2.0
+    from solver.errors import ConfigError
+
+    for section, key, value, match in (
+            ("pde", "integrator", "implicit", r"pde\.integrator: 'implicit' does not take"),
+            ("particles", "integrator", "adaptive", r"particles\.integrator: birth-death"),
+            ("problem", "beta", 10.0, "birth_death: with noise")):
+        bad = {**raw, section: {**raw[section], key: value}}
+        if key == "beta":
+            bad["particles"] = {**raw["particles"], "integrator": "euler"}
+        path.write_text(dump_toml(bad))
+        with pytest.raises(ConfigError, match=match):
+            load(path)
 
 
 # -- finite volumes ------------------------------------------------------------------------
