@@ -54,9 +54,19 @@ _TINY = np.finfo(float).tiny
 _CHUNK = 4_000_000  # floats per bootstrap block (resamples x widths x times)
 
 
-def crbv_scope(loss) -> dict:
+def crbv_scope(loss, birth_death: float = 0.0) -> dict:
     """What summary.json says of the CRBV check for ``loss`` (a solver.model.losses.Loss):
-    whether the bound is a theorem for it, and what carries over (module docstring)."""
+    whether the bound is a theorem for it, and what carries over (module docstring). With
+    birth-death (gamma > 0) it is not a theorem for any loss: CRBV treat the gradient flow,
+    and the kill/duplicate events add their own fluctuations."""
+    if birth_death:
+        name = "square" if loss is None else loss.name
+        return {"applies": False, "loss": name, "birth_death": birth_death,
+                "statement": (
+                    f"not a theorem with birth-death (gamma = {birth_death:g}): CRBV prove the "
+                    "bound for the gradient flow; the particle kill/duplicate events add "
+                    "fluctuations of their own, so the L2(mu) check below is a diagnostic "
+                    "only (at t = 0, n E||f_n - f_0||^2 = MC(0) still holds)")}
     if loss is None or loss.square:
         return {"applies": True, "loss": "square",
                 "statement": "n E||f_n - f_t||^2_{L2(mu)} <= MC(t) as n -> infinity, proved "

@@ -166,7 +166,8 @@ def pde_and_particles(cfg: RunConfig, run_dir: RunDirectory, comm: MPI.Comm,
         labels = classification_summary(cfg.problem.data.weights, cfg.problem.y, pde.times,
                                         pde.f, runs)
         summary = write_report(cmp, run_dir, f"{cfg.name}: PDE ({pde.cells} cells) vs particles",
-                               loss=cfg.problem.loss, classification=labels)
+                               loss=cfg.problem.loss, classification=labels,
+                               birth_death=cfg.problem.birth_death)
     return pde, cmp, summary
 
 

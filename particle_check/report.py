@@ -421,6 +421,7 @@ def classification_summary(weights: np.ndarray, y: np.ndarray, times: np.ndarray
 
 def write_report(cmp: Comparison, run_dir: RunDirectory, title: str, *, level: float = 0.9,
                  resamples: int = 2000, seed: int = 0, times: int = 6, loss=None,
+                 birth_death: float = 0.0,
                  classification: dict | None = None) -> dict:
     """comparison.csv, the figures and report.md in run_dir; returns a JSON-able summary.
 
@@ -428,7 +429,8 @@ def write_report(cmp: Comparison, run_dir: RunDirectory, title: str, *, level: f
     times: about how many output times the alpha table and gap-vs-n figure show.
     loss: the problem's loss (solver.model.losses; None: square): summary.json's
     ``loss.function`` and whether the CRBV bound is a theorem for it (``crbv.applies``;
-    otherwise the verdict is marked a diagnostic). classification: accuracies
+    otherwise the verdict is marked a diagnostic); birth_death: the problem's gamma (> 0:
+    the check is a diagnostic for any loss, ``crbv_scope``). classification: accuracies
     (``classification_summary``) when the targets are labels.
     Non-writer ranks compute the summary and write nothing.
     """
@@ -436,11 +438,13 @@ def write_report(cmp: Comparison, run_dir: RunDirectory, title: str, *, level: f
     crbv = cmp.crbv(boot)
     picks = table_times(cmp.times, times)
     summary = {"title": title, **summarise(cmp, boot, crbv, picks), "files": list(FILES)}
-    scope = crbv_scope(loss)
+    scope = crbv_scope(loss, birth_death)
     summary["crbv"].update(scope)
     if not scope["applies"]:
-        summary["crbv"]["verdict"] = (f"diagnostic only, not a theorem for the {scope['loss']} "
-                                      f"loss: {summary['crbv']['verdict']}")
+        why = (f"with birth-death (gamma = {birth_death:g})" if birth_death
+               else f"for the {scope['loss']} loss")
+        summary["crbv"]["verdict"] = (f"diagnostic only, not a theorem {why}: "
+                                      f"{summary['crbv']['verdict']}")
     summary["loss"]["function"] = {"name": "square"} if loss is None else loss.record()
     if classification is not None:
         summary["classification"] = classification

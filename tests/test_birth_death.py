@@ -448,3 +448,26 @@ def test_particle_birth_death_ensemble_over_ranks_equals_serial():
         assert set(spread) == set(serial)
         for key in serial:
             np.testing.assert_array_equal(spread[key].f, serial[key].f)
+
+
+def test_a_birth_death_run_marks_the_crbv_check_a_diagnostic(tmp_path, capsys):
+    """meanfield run with birth_death = 2 (FV + rk4 particles): it runs, and summary.json
+    says the CRBV bound is not a theorem with birth-death."""
+    pde("dolfinx", reason="needs DOLFINx")
+    import json
+    import tomllib
+
+    from solver.cli import main
+    from solver.sweep import dump_toml
+    from tests.conftest import tiny_run_config
+
+    raw = tomllib.loads(tiny_run_config(tmp_path / "out", t_final=0.5))
+    raw["problem"]["birth_death"] = 2.0
+    config = tmp_path / "bd.toml"
+    config.write_text(dump_toml(raw))
+    assert main(["run", str(config), "--no-progress"]) == 0, capsys.readouterr().err
+    out = capsys.readouterr().out
+    s = json.loads((tmp_path / "out" / "summary.json").read_text())
+    assert s["crbv"]["applies"] is False and s["crbv"]["birth_death"] == 2.0
+    assert "diagnostic only, not a theorem with birth-death (gamma = 2)" in out
+    assert "not a theorem with birth-death" in (tmp_path / "out" / "report.md").read_text()
