@@ -12,7 +12,12 @@ discretisation (solver.reference.lagrangian: weighted nodes of the periodic trap
 of rho_0 moving with the flow, RK4), with their wall times. This is the baseline issue 15
 asks for; it runs on one rank.
 
-Run:  OPENBLAS_NUM_THREADS=1 .venv/bin/python -m benchmarks.long_time [circle|sphere] [--quick]
+"flagship": the circle-RBF problem on the cylinder [-5, 5] x S^1 (benchmarks.problems), whose
+limit concentrates onto the teacher's three atoms; no exact solution: E(t) at t = 4, 10, 50,
+200 from DG2 on 32^2 ... 96^2 cells, to see whether a fixed mesh converges there.
+
+Run:  OPENBLAS_NUM_THREADS=1 .venv/bin/python -m benchmarks.long_time [circle|sphere|flagship]
+          [--quick]
 """
 
 from __future__ import annotations
@@ -55,9 +60,13 @@ def dg_run(problem, degree: int, cells: int) -> tuple[np.ndarray, np.ndarray, fl
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("domain", nargs="?", default="circle", choices=("circle", "sphere"))
+    parser.add_argument("domain", nargs="?", default="circle",
+                        choices=("circle", "sphere", "flagship"))
     parser.add_argument("--quick", action="store_true")
     args = parser.parse_args()
+    if args.domain == "flagship":
+        flagship([32, 48] if args.quick else [32, 48, 64, 96])
+        return
     sphere = args.domain == "sphere"
     domain = Sphere(3) if sphere else Circle()
     problem = polar_flow_problem(domain, target=TARGET, t_final=float(TIMES[-1]))
@@ -91,6 +100,27 @@ def main() -> None:
         lag = lagrangian_flow(problem, TIMES, nodes=nodes, dt=0.05, rule=rule)
         row(f"Lagrangian {lag.theta.shape[0]} nodes", lag.energy, lag.f,
             time.perf_counter() - start, lag.steps)
+
+
+def flagship(levels) -> None:
+    """E(t) of the flagship problem at t = 4, 10, 50, 200 from DG2 on each mesh."""
+    from benchmarks.dg_translation import march
+    from benchmarks.problems import circle_rbf
+    from solver.model.domain import Cylinder
+    from solver.pde.solve import make_scheme
+    from solver.settings import PDESettings
+
+    times = np.array([0.0, 4.0, 10.0, 50.0, 200.0])
+    problem = circle_rbf(t_final=200.0, domain=Cylinder(-5.0, 5.0))
+    print(f"{'DG2 cells':>10} {'wall s':>8} {'steps':>6} "
+          + " ".join(f"{'E(' + str(int(t)) + ')':>20}" for t in times[1:]))
+    for n in levels:
+        s = make_scheme(problem, PDESettings(cells=(n, n), scheme="dg", degree=2,
+                                             progress=False), MPI.COMM_SELF)
+        s.set_density(s.initial_density())
+        energy, _, wall, steps = march(s, times)
+        print(f"{n:>8}^2 {wall:8.1f} {steps:6d} " + " ".join(f"{e:20.12e}" for e in energy[1:]),
+              flush=True)
 
 
 if __name__ == "__main__":
