@@ -181,6 +181,8 @@ def _initial(kind: str, v: dict[str, Any], dim: int, base: Path,
         return density.VonMisesFisher(v["mean_direction"], v["kappa"])
     if kind == "gaussian":
         return density.Gaussian(v["mean"], v["std"])
+    if kind == "von_mises":
+        return density.GaussianVonMises(v["mean"], v["std"], v["kappa"])
     if kind == "uniform":
         bad = [i for i, (lo, hi) in enumerate(zip(v["lower"], v["upper"], strict=False))
                if not float(lo) < float(hi)]

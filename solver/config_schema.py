@@ -250,6 +250,18 @@ INITIAL = {s.kind: s for s in (
                                         "scalar)", check=finite_positive,
             allowed="positive numbers", size="k"),
     )),
+    Section("initial.von_mises", "rho_0 = N(c; mean[:-1], diag(std^2)) exp(kappa cos(z - "
+                                 "mean[-1])) / (2 pi I_0(kappa)) on a circle or cylinder: "
+                                 "Gaussian in the flat coordinates, von Mises in the angle z "
+                                 "(kappa = 0: uniform in the angle).", (
+        Key("mean", "a list of numbers", "the mean (the angle last)", check=finite,
+            allowed="finite numbers", size="k"),
+        Key("std", "a list of numbers", "one standard deviation per flat coordinate (k - 1 "
+                                        "numbers: [] on a circle)", [],
+            check=finite_positive, allowed="positive numbers"),
+        Key("kappa", "a number", "the concentration in the angle", 0.0,
+            check=lambda v: finite(v) and v >= 0, allowed="a finite number >= 0"),
+    )),
     Section("initial.uniform", "rho_0 uniform on the box [lower, upper].", _bounds("k", "box")),
     Section("initial.mixture", "rho_0 = sum_i w_i N(mean_i, diag(std_i^2)).", (
         Key("means", "a list of lists of numbers", "the means", check=lambda rows: all(

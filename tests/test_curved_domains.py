@@ -80,3 +80,43 @@ def test_dg_design_order_where_the_angle_and_curvature_matter(name, coarse, fine
     ratio = 2.0 if name == "sphere" else fine / coarse
     assert np.log(a["L1"] / b["L1"]) / np.log(ratio) >= l1_order
     assert b["E"] < e_error
+
+
+VON_MISES_CONFIG = """
+name = "vm"
+[problem]
+t_final = 0.5
+[unit]
+kind = "circle_rbf"
+width = 0.5
+[data]
+kind = "circle_lattice"
+points = 32
+[target]
+kind = "teacher"
+theta = [[2.0, -1.0]]
+[domain]
+{domain}
+[initial]
+kind = "von_mises"
+mean = [0.0, 0.0]
+std = {std}
+kappa = 0.0
+"""
+
+
+@pytest.mark.parametrize("domain, std, code, named", [
+    ('kind = "cylinder"\nlower = -5.0\nupper = 5.0', "[0.5]", 0, None),
+    ('kind = "cylinder"\nlower = -5.0\nupper = 5.0', "[0.5, 0.3]", 2, "std: need 1"),
+    ("lower = [-5.0, -3.2]\nupper = [5.0, 3.2]", "[0.5]", 2, "needs an angle"),
+])
+def test_von_mises_initial_from_toml(tmp_path, capsys, domain, std, code, named):
+    """[initial] kind = "von_mises" (uniform in the angle at kappa = 0): accepted on a
+    cylinder, refused with the field named for a wrong std or a domain without an angle."""
+    from solver.cli import main
+
+    path = tmp_path / "vm.toml"
+    path.write_text(VON_MISES_CONFIG.format(domain=domain, std=std))
+    assert main(["check", str(path)]) == code
+    if named:
+        assert named in capsys.readouterr().err
