@@ -380,3 +380,11 @@ def test_quadratic_activation_pde_converges():
 
     (_, e16, _, _), (_, e32, _, held) = bq.energy_errors(10, [16, 32], 2, symmetric=False)
     assert e32 < 5e-6 and e16 / e32 > 8.0 and held < 1e-6
+
+
+def test_data_rule_in_high_d():
+    """d = 1000: the chi_999 rule (Golub-Welsch; scipy's Laguerre weights overflow) has
+    E r^2 = 999 and E r^4 = 999 * 1001."""
+    q = reduction.reduced_quadrature(reduction.DataLaw(1000, 1), 10, 16)
+    assert abs(q.integrate(q.points[:, 1] ** 2) / 999 - 1) < 1e-13
+    assert abs(q.integrate(q.points[:, 1] ** 4) / (999 * 1001) - 1) < 1e-13

@@ -430,6 +430,19 @@ def _sample_reduced(law: DataLaw, rng: np.random.Generator, size: int) -> Array:
     return law.reduce(law.sample(rng, size))
 
 
+def _laguerre_rule(n: int, alpha: float) -> tuple[Array, Array]:
+    """Gauss rule of the weight g^alpha e^-g on (0, inf): scipy's where its weights are
+    finite, else Golub-Welsch on the monic recurrence (a_j = 2j + alpha + 1, b_j = j (j +
+    alpha)): scipy's weights overflow for alpha ~ 500 (d ~ 1000)."""
+    with np.errstate(all="ignore"):
+        g, w = roots_genlaguerre(n, alpha)
+    if np.all(np.isfinite(g)) and np.all(np.isfinite(w)) and w.sum() > 0:
+        return g, w
+    j = np.arange(n, dtype=float)
+    g, vectors = eigh_tridiagonal(2 * j + alpha + 1, np.sqrt(j[1:] * (j[1:] + alpha)))
+    return g, vectors[0] ** 2
+
+
 def reduced_quadrature(law: DataLaw, nodes_u: int = 40, nodes_r: int = 40,
                        extra: Array | None = None) -> DataQuadrature:
     """The law of x_red = (x_U, r [, label]) as a Gauss rule, rows (x_U, r [, y]).
@@ -464,7 +477,7 @@ def reduced_quadrature(law: DataLaw, nodes_u: int = 40, nodes_r: int = 40,
         rows.append(pts)
         weights.append(w / w.sum())
     else:
-        g, wg = roots_genlaguerre(nodes_r, 0.5 * m - 1.0)
+        g, wg = _laguerre_rule(nodes_r, 0.5 * m - 1.0)
         r0, wr = np.sqrt(2.0 * g), wg / wg.sum()
         h, wh = np.polynomial.hermite_e.hermegauss(nodes_u)
         wh = wh / wh.sum()
