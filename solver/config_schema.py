@@ -257,7 +257,7 @@ INITIAL = {s.kind: s for s in (
         Key("mean", "a list of numbers", "the mean (the angle last)", check=finite,
             allowed="finite numbers", size="k"),
         Key("std", "a list of numbers", "one standard deviation per flat coordinate (k - 1 "
-                                        "numbers: [] on a circle)", (),
+                                        "numbers; omit it on a circle)", (),
             check=finite_positive, allowed="positive numbers"),
         Key("kappa", "a number", "the concentration in the angle", 0.0,
             check=lambda v: finite(v) and v >= 0, allowed="a finite number >= 0"),

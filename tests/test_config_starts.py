@@ -54,7 +54,7 @@ SETUPS = {
                            {"kind": "circle_lattice", "points": 12, "offset": 0.1},
                            {"kind": "teacher", "theta": [[0.5]], "coefficients": [1.0]},
                            {"kind": "circle"},
-                           {"kind": "gaussian", "mean": [0.0], "std": [0.7]},
+                           {"kind": "von_mises", "mean": [0.0], "kappa": 1.0},
                            [12], "circle"),
     "neuron-box3": ({"kind": "neuron", "dim": 1, "activation": "tanh"},
                     {"kind": "gauss_legendre", "lower": [-2.0], "upper": [2.0], "n": 6},
