@@ -150,6 +150,7 @@ def _fixed_potential_fv(problem):
 def test_fv_reaction_converges_to_the_closed_form_at_the_integrators_order():
     """Frozen Psi, no transport: euler/ssprk2/ssprk3 against rho_0 exp(-gamma t Psi)/Z(t) at
     t = 1, gamma = 2, observed orders 1, 2, 3; mass exact to 1e-13 every step."""
+    pde("dolfinx", reason="needs DOLFINx")
     from solver.pde.timestepping import try_step
 
     problem = _problem(gamma=2.0)
@@ -280,6 +281,7 @@ def test_dg_reaction_converges_to_the_closed_form(degree):
     rho_0 touches 0 the limiter acts every stage and the time error is first order): mass
     exact, rho >= 0, the time error falls at order 3 (against dt/8), and the solution at
     the Gauss points is rho_0 exp(-gamma t Psi)/Z (W-weighted L1) to the space error."""
+    pde("dolfinx", reason="needs DOLFINx")
     from solver.pde.timestepping import try_step
 
     scheme = _fixed_potential_dg(
