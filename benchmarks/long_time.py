@@ -24,11 +24,12 @@ from __future__ import annotations
 
 import argparse
 import time
+from dataclasses import replace
 
 import numpy as np
 from mpi4py import MPI
 
-from solver.model.domain import Circle, Sphere
+from solver.model.domain import Circle, Cylinder, Sphere
 from solver.reference.lagrangian import lagrangian_flow
 from solver.reference.polar_flow import PolarFlow, polar_flow_problem
 
@@ -52,7 +53,8 @@ def dg_run(problem, degree: int, cells: int) -> tuple[np.ndarray, np.ndarray, fl
     from solver.pde.solve import make_scheme
     from solver.settings import PDESettings
 
-    settings = PDESettings(cells=(cells,), scheme="dg", degree=degree, progress=False)
+    settings = PDESettings(cells=tuple(np.ravel(cells).tolist()), scheme="dg", degree=degree,
+                           progress=False)
     s = make_scheme(problem, settings, MPI.COMM_SELF)
     s.set_density(s.initial_density())
     return march(s, TIMES)
@@ -61,14 +63,17 @@ def dg_run(problem, degree: int, cells: int) -> tuple[np.ndarray, np.ndarray, fl
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("domain", nargs="?", default="circle",
-                        choices=("circle", "sphere", "flagship"))
+                        choices=("circle", "sphere", "cylinder", "flagship"))
     parser.add_argument("--quick", action="store_true")
     args = parser.parse_args()
     if args.domain == "flagship":
-        flagship([32, 48] if args.quick else [32, 48, 64, 96])
+        flagship([32] if args.quick else [32, 48, 64, 96],
+                 [(2, (16, 16)), (2, (32, 32))] if args.quick else
+                 [(2, (16, 16)), (2, (32, 32)), (2, (64, 64)), (3, (64, 64)), (4, (64, 64))])
         return
     sphere = args.domain == "sphere"
-    domain = Sphere(3) if sphere else Circle()
+    domain = {"sphere": Sphere(3), "circle": Circle(), "cylinder": Cylinder(-3.0, 3.0)}[
+        args.domain]
     problem = polar_flow_problem(domain, target=TARGET, t_final=float(TIMES[-1]))
     exact = PolarFlow(domain, target=TARGET, nodes=2**16)
     sigma = exact.sigma(TIMES)
@@ -85,6 +90,13 @@ def main() -> None:
         cols = "  ".join(f"{e:13.2e} {g:9.2e}" for e, g in errors(energy, f, exact_e, exact_f))
         print(f"{label:>24} {wall:8.2f} {steps:7d}  {cols}", flush=True)
 
+    if args.domain == "cylinder":  # c is carried along: (16, n) cells, n around the angle
+        for cells in [(16, 256)] if args.quick else [(16, 256), (16, 1024)]:
+            row(f"DG2 cells {cells[0]}x{cells[1]}", *dg_run(problem, 2, cells))
+        for degree, cells in LAGRANGIAN_SCHEME["cylinder"][args.quick]:
+            row(f"scheme L{degree} {cells[0]}x{cells[1]}",
+                *scheme_run(problem, degree, cells))
+        return
     if sphere:  # icosphere levels; nodes in cos(polar angle) of the product rule
         levels, node_counts, rule, unit = [3, 4] if args.quick else [3, 4, 5], [32, 128], \
             "sphere", "level"
@@ -100,10 +112,46 @@ def main() -> None:
         lag = lagrangian_flow(problem, TIMES, nodes=nodes, dt=0.05, rule=rule)
         row(f"Lagrangian {lag.theta.shape[0]} nodes", lag.energy, lag.f,
             time.perf_counter() - start, lag.steps)
+    for degree, cells in LAGRANGIAN_SCHEME[args.domain][args.quick]:
+        row(f"scheme L{degree} {unit} {cells}", *scheme_run(problem, degree, (cells,)))
 
 
-def flagship(levels) -> None:
-    """E(t) of the flagship problem at t = 4, 10, 50, 200 from DG2 on each mesh."""
+#: (degree, cells) of the solver's "lagrangian" scheme per domain, (full, quick)
+LAGRANGIAN_SCHEME = {
+    "circle": {False: [(2, 256), (2, 1024), (2, 4096), (4, 1024), (4, 4096)],
+               True: [(2, 256), (4, 1024)]},
+    "sphere": {False: [(2, 3), (2, 4), (2, 5)], True: [(2, 3), (2, 4)]},
+    "cylinder": {False: [(2, (16, 256)), (2, (16, 1024)), (4, (16, 1024)), (4, (32, 4096))],
+                 True: [(2, (16, 256)), (4, (16, 1024))]},
+}
+
+
+def scheme_run(problem, degree: int, cells: tuple, times: np.ndarray = TIMES
+               ) -> tuple[np.ndarray, np.ndarray, float, int]:
+    """(E, f) at ``times`` from the solver's lagrangian scheme (solver.pde.solve, one rank,
+    dopri5 at the "auto" tolerance), its wall time and steps."""
+    from solver.pde.solve import solve
+    from solver.settings import PDESettings
+
+    settings = PDESettings(cells=tuple(np.ravel(cells).tolist()), scheme="lagrangian",
+                           degree=degree, integrator="dopri5", progress=False, snapshots=0,
+                           outputs=len(times) - 1)
+    start = time.perf_counter()
+    r = solve(replace(problem, t_final=float(times[-1])), _at(settings, times),
+              comm=MPI.COMM_SELF)
+    keep = np.searchsorted(r.times, times)
+    return r.energy[keep], r.f[keep], time.perf_counter() - start, len(r.steps["t"]) - 1
+
+
+def _at(settings, times: np.ndarray):
+    """Settings whose output times include ``times`` (equal outputs of their gcd)."""
+    step = np.gcd.reduce(times[1:].astype(int))
+    return replace(settings, outputs=int(times[-1] // step))
+
+
+def flagship(levels, lagrangian) -> None:
+    """E(t) of the flagship problem at t = 4, 10, 50, 200 from DG2 on each mesh and from the
+    lagrangian scheme at each (degree, cells)."""
     from benchmarks.dg_translation import march
     from benchmarks.problems import circle_rbf
     from solver.model.domain import Cylinder
@@ -121,6 +169,10 @@ def flagship(levels) -> None:
         energy, _, wall, steps = march(s, times)
         print(f"{n:>8}^2 {wall:8.1f} {steps:6d} " + " ".join(f"{e:20.12e}" for e in energy[1:]),
               flush=True)
+    for degree, cells in lagrangian:
+        energy, _, wall, steps = scheme_run(problem, degree, cells, times)
+        print(f"L{degree} {cells[0]:>3}x{cells[1]:<3} {wall:8.1f} {steps:6d} "
+              + " ".join(f"{e:20.12e}" for e in energy[1:]), flush=True)
 
 
 if __name__ == "__main__":

@@ -55,7 +55,7 @@ from solver.model import functionals
 from solver.model.domain import Box, Circle, Cylinder, Disc, Domain
 from solver.model.losses import is_label
 from solver.model.memory import reuse_freed_memory
-from solver.model.ode import rk4_step
+from solver.model.ode import dp54_trial, rk4_step
 from solver.model.problem import Problem
 
 #: Memory kept between the f_n pass and the grad Psi pass of one right-hand side. Keep it
@@ -250,28 +250,6 @@ def _noise(problem: Problem, rng: np.random.Generator, theta: np.ndarray,
 # --- integrators ---------------------------------------------------------------------------
 
 
-# Dormand-Prince 5(4): nodes, stage coefficients, 5th-order weights, error weights (5th - 4th).
-_DP_C = (0.0, 1 / 5, 3 / 10, 4 / 5, 8 / 9, 1.0)
-_DP_A = (
-    (),
-    (1 / 5,),
-    (3 / 40, 9 / 40),
-    (44 / 45, -56 / 15, 32 / 9),
-    (19372 / 6561, -25360 / 2187, 64448 / 6561, -212 / 729),
-    (9017 / 3168, -355 / 33, 46732 / 5247, 49 / 176, -5103 / 18656),
-)
-_DP_B = (35 / 384, 0.0, 500 / 1113, 125 / 192, -2187 / 6784, 11 / 84)
-_DP_E = (71 / 57600, 0.0, -71 / 16695, 71 / 1920, -17253 / 339200, 22 / 525, -1 / 40)
-
-
-def _combine(theta: np.ndarray, h: float, coeffs, ks) -> np.ndarray:
-    out = theta.copy()
-    for a, k in zip(coeffs, ks, strict=False):
-        if a:
-            out += (h * a) * k
-    return out
-
-
 class _Adaptive:
     """Dormand-Prince 5(4) with the standard controller; FSAL where retraction is harmless."""
 
@@ -292,12 +270,7 @@ class _Adaptive:
         h = (t1 - t) if last else self.h
         if self.k1 is None:
             self.k1 = self.rhs(theta)
-        ks = [self.k1]
-        for a in _DP_A[1:]:
-            ks.append(self.rhs(_combine(theta, h, a, ks)))
-        new = _combine(theta, h, _DP_B, ks)
-        ks.append(self.rhs(new))
-        err = _combine(np.zeros_like(theta), h, _DP_E, ks)
+        new, err, k_new = dp54_trial(self.rhs, theta, h, self.k1)
         scale = self.atol + self.rtol * np.maximum(np.abs(theta), np.abs(new))
         norm = float(np.sqrt(np.mean((err / scale) ** 2)))
         if not np.isfinite(norm):
@@ -307,7 +280,7 @@ class _Adaptive:
         if norm <= 1.0:
             t = t1 if last else t + h
             theta = self.domain.retract(new)
-            self.k1 = ks[-1] if self.fsal else None
+            self.k1 = k_new if self.fsal else None
             self.steps += 1
             proposal = h * min(self.GROW, max(self.SHRINK, factor))
             self.h = max(self.h, proposal) if last else proposal

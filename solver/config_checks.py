@@ -71,6 +71,13 @@ def check_mesh_source(v: dict[str, Any], given: set[str], domain: Domain) -> Non
     if v["scheme"] == "dg" and v["integrator"] in ("implicit", "mprk22"):
         problems.append(f'pde.integrator: "{v["integrator"]}" needs scheme "fv"; use "ssprk3" '
                         'for dg')
+    if v["scheme"] == "dg" and v["degree"] not in (1, 2):
+        problems.append(f'pde.degree: got {v["degree"]}; dg takes degree 1 or 2 (degree 3..8 '
+                        'is for scheme "lagrangian")')
+    if (v["scheme"] == "lagrangian") != (v["integrator"] == "dopri5"):
+        problems.append(f'pde.integrator: scheme "lagrangian" moves its nodes with integrator '
+                        f'"dopri5", and only it does; got scheme "{v["scheme"]}" with '
+                        f'"{v["integrator"]}": set both or neither')
     if why := _has_mesh(domain):
         problems.append(f"pde: {why}")
     elif v["cells"]:
@@ -180,9 +187,16 @@ def pde_fits(pde: PDESettings, beta: float, initial: Density,
         raise ConfigError(f"pde.integrator: {pde.integrator!r} does not take the birth-death "
                           f"reaction yet (problem.birth_death = {birth_death:g}); use "
                           '"ssprk2" or "ssprk3"')
-    if pde.scheme == "dg" and math.isfinite(beta):
-        raise ConfigError(f'pde.scheme: "dg" is for noiseless dynamics (problem.beta = inf), '
-                          f'got beta = {beta:g}; use scheme = "fv" (Scharfetter-Gummel)')
+    if pde.scheme in ("dg", "lagrangian") and math.isfinite(beta):
+        raise ConfigError(f'pde.scheme: "{pde.scheme}" is for noiseless dynamics (problem.beta '
+                          f'= inf), got beta = {beta:g}; use scheme = "fv" (Scharfetter-Gummel)')
+    if pde.scheme == "lagrangian" and birth_death:
+        raise ConfigError(f'pde.scheme: "lagrangian" keeps the node weights fixed and has no '
+                          f'birth-death reaction (problem.birth_death = {birth_death:g}); use '
+                          '"fv" or "dg"')
+    if pde.scheme == "lagrangian" and isinstance(initial, CellDensity):
+        raise ConfigError('initial: a checkpoint density lives on its mesh; scheme '
+                          '"lagrangian" starts from an analytic density (use "fv" or "dg")')
     if isinstance(initial, CellDensity):
         initial.check_mesh_settings(asdict(pde))
 

@@ -315,19 +315,26 @@ PDE = Section("pde", "The PDE solver. Give exactly one of cells, mesh (+ level) 
         0, check=non_negative, allowed="an integer >= 0"),
     Key("mesh_file", "a string", "an XDMF (.xdmf) or gmsh (.msh) mesh of the domain, relative "
                                  "to the config", None, shown="-"),
-    Key("scheme", "a string", "finite volumes (any beta) or upwind DG (beta = inf only)", "fv",
+    Key("scheme", "a string", "finite volumes (any beta), upwind DG (beta = inf only) or "
+        "lagrangian: the Gauss nodes of rho_0 on every cell moved along the characteristics "
+        "(beta = inf only; for long times, where the density concentrates)", "fv",
         choices=SCHEMES),
-    Key("degree", "an integer", "DG polynomial degree (dg only)", 1,
-        check=lambda v: v in (1, 2), allowed="1 or 2"),
+    Key("degree", "an integer", "DG polynomial degree (dg: 1 or 2); lagrangian: degree + 1 "
+        "Gauss nodes per cell axis (1..8)", 1,
+        check=lambda v: isinstance(v, int) and 1 <= v <= 8, allowed="1 or 2 (dg), 1..8 "
+        "(lagrangian)"),
     Key("integrator", "a string", "SSP Runge-Kutta; or error-controlled, positive and "
         "conservative at any step (fv only): lagged backward Euler (implicit, order 1) or "
-        "modified Patankar-Runge-Kutta (mprk22, order 2)", "ssprk2", choices=INTEGRATORS),
+        "modified Patankar-Runge-Kutta (mprk22, order 2); dopri5 (lagrangian only, and "
+        "lagrangian needs it): Dormand-Prince 5(4) on the node positions", "ssprk2",
+        choices=INTEGRATORS),
     Key("cfl", "a number", "fraction of the positivity-preserving explicit step", 0.5,
         check=lambda c: 0 < c <= 1, allowed="0 < cfl <= 1"),
     Key("time_tolerance", 'a number or "auto"', "local error per implicit/mprk22 step; "
         '"auto": follows the mesh (implicit 3e-5 h^4, mprk22 0.2 h^2, h the largest centroid '
         "distance) so that the time error stays below a tenth of the space error "
-        "(docs/verification-time.md)", "auto",
+        "(docs/verification-time.md); dopri5: RMS local error of the node positions per "
+        'step ("auto": 1e-10)', "auto",
         check=lambda v: v == "auto" or finite_positive(v),
         allowed='a finite number > 0 or "auto"'),
     Key("stationary_tolerance", "a number", "stop once int |grad Psi|^2 rho falls below it", 0.0,

@@ -6,8 +6,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-SCHEMES = ("fv", "dg")
-INTEGRATORS = ("euler", "ssprk2", "ssprk3", "implicit", "mprk22")
+SCHEMES = ("fv", "dg", "lagrangian")
+INTEGRATORS = ("euler", "ssprk2", "ssprk3", "implicit", "mprk22", "dopri5")
 #: The error-controlled integrators (fv only), with their order in time.
 IMPLICIT_ORDER = {"implicit": 1, "mprk22": 2}
 #: time_tolerance = "auto": C * h^(2 * spatial order / time order) per implicit integrator
@@ -18,6 +18,13 @@ AUTO_TOLERANCE = {"implicit": 3e-5, "mprk22": 0.2}
 SPACE_ORDER = 2
 #: The smallest "auto" tolerance: the local error estimate's round-off level.
 AUTO_FLOOR = 1e-11
+#: The lagrangian scheme's "auto" tolerance: the RMS local error of the node positions per
+#: Dormand-Prince step (benchmarks/long_time.py: the time error of E then stays below the
+#: quadrature error of the finest node sets used there).
+LAGRANGIAN_TOLERANCE = 1e-10
+#: Nodes per cell axis of the lagrangian scheme: degree + 1 (the Gauss rule of degree
+#: 2 degree + 1 on each cell, as DG_degree's).
+LAGRANGIAN_DEGREES = range(1, 9)
 
 
 def auto_time_tolerance(integrator: str, h: float) -> float:
@@ -35,7 +42,9 @@ class PDESettings:
     The mesh is ``cells`` per direction of the domain (built on the fly), or a named
     mesh ``mesh`` at refinement ``level`` from meshes/, or a file ``mesh_file``.
     scheme: "fv" (two-point Scharfetter-Gummel/upwind finite volumes, first order) or
-    "dg" (discontinuous Galerkin of ``degree`` 1 or 2 with a positivity limiter).
+    "dg" (discontinuous Galerkin of ``degree`` 1 or 2 with a positivity limiter) or
+    "lagrangian" (beta = inf: the Gauss nodes of rho_0 on every cell, rule of degree
+    2 ``degree`` + 1, moved along the characteristics; integrator "dopri5").
     integrator: explicit SSP Runge-Kutta at ``cfl`` times the positivity bound, or
     "implicit" (fv only: lagged backward Euler, first order, any step, error
     ``time_tolerance``) or "mprk22" (fv only: the second-order modified Patankar-Runge-Kutta
@@ -82,6 +91,13 @@ class PDESettings:
                              '"ssprk3" for dg')
         if self.scheme == "dg" and self.degree not in (1, 2):
             raise ValueError(f"pde.degree: dg supports degree 1 or 2, got {self.degree}")
+        if (self.scheme == "lagrangian") != (self.integrator == "dopri5"):
+            raise ValueError('pde.integrator: scheme "lagrangian" moves its nodes with '
+                             f'integrator "dopri5" (and only it does); got scheme '
+                             f'{self.scheme!r} with {self.integrator!r}')
+        if self.scheme == "lagrangian" and self.degree not in LAGRANGIAN_DEGREES:
+            raise ValueError(f"pde.degree: lagrangian takes degree 1..8 (degree + 1 Gauss "
+                             f"nodes per cell axis), got {self.degree}")
         sources = sum((bool(self.cells), self.mesh is not None, self.mesh_file is not None))
         if sources != 1:
             raise ValueError("pde: give exactly one of cells, mesh (with level) or mesh_file")
@@ -115,8 +131,10 @@ class PDESettings:
         return self.integrator not in IMPLICIT_ORDER
 
     def resolved_time_tolerance(self, h: float) -> float:
-        """The implicit integrators' per-step tolerance on a mesh of size h."""
+        """The error-controlled integrators' per-step tolerance on a mesh of size h."""
         if self.time_tolerance == "auto":
+            if self.integrator == "dopri5":
+                return LAGRANGIAN_TOLERANCE
             return auto_time_tolerance(self.integrator, h)
         return float(self.time_tolerance)
 

@@ -29,6 +29,8 @@ CASES = {
     "dg2-ssprk3": (replace(BASE, scheme="dg", degree=2, integrator="ssprk3"), np.inf, 5),
     "fv-implicit": (replace(BASE, integrator="implicit", time_tolerance=2e-5,
                             max_step=np.inf), 50.0, 3),
+    "lagrangian": (replace(BASE, scheme="lagrangian", degree=2, integrator="dopri5"),
+                   np.inf, 8),
 }
 
 
@@ -105,7 +107,8 @@ def test_pde_resumed_twice_equals_uninterrupted(tmp_path, monkeypatch, case):
     assert sorted(a) == sorted(b) and any(k.startswith("fields/snapshot") for k in a)
     for key in a:  # the state, the time series and the snapshot densities
         np.testing.assert_array_equal(a[key], b[key], key)
-    for name in ("timeseries.h5", "summary.json", "rho.bp", "density.png"):
+    snapshots = "nodes.xdmf" if settings.scheme == "lagrangian" else "rho.bp"
+    for name in ("timeseries.h5", "summary.json", snapshots, "density.png"):
         assert (parts.path / name).exists()
     assert not list(parts.path.glob(".*tmp*"))
 
@@ -169,7 +172,7 @@ def test_a_killed_writers_temporary_file_is_ignored_and_removed(tmp_path, monkey
 
 
 @pytest.mark.mpi
-@pytest.mark.parametrize("case", ["fv-ssprk2", "dg2-ssprk3", "fv-implicit"])
+@pytest.mark.parametrize("case", ["fv-ssprk2", "dg2-ssprk3", "fv-implicit", "lagrangian"])
 def test_resume_on_another_number_of_ranks(tmp_path, monkeypatch, case):
     """Pre-empted on one rank and resumed on all, and the reverse: the uninterrupted
     serial run to round-off."""

@@ -3,6 +3,7 @@
     timeseries.h5 / .csv   every step: t, dt, E, loss, mass, min rho, dissipation, dE/dt,
                            boundary outflow; at the output times (h5): f_t(x_m), E, loss, MC
     rho.bp                 density snapshots (VTX; ParaView's ADIOS2 VTX reader)
+    nodes.xdmf/.h5         scheme "lagrangian": the moving nodes as point clouds (rho, W)
     checkpoint.h5          the whole state of the time loop (``RunState``): written every
                            ``checkpoint_every`` seconds, when pre-empted, after a failure
                            (the last good state) and at the end; ``--resume`` continues
@@ -29,6 +30,7 @@ from solver.model import functionals
 from solver.model.cell_density import domain_record
 from solver.model.problem import Problem
 from solver.pde.checkpoint import Checkpoint, write_checkpoint
+from solver.pde.node_output import NodeSnapshotWriter
 from solver.pde.output import SnapshotWriter, write_timeseries
 from solver.pde.scheme import Diagnostics, Scheme
 from solver.plots import plot_energy, plot_snapshots
@@ -115,11 +117,13 @@ class RunWriter:
                  settings: PDESettings, fingerprint: str):
         self.run_dir, self.scheme, self.problem, self.settings = run_dir, scheme, problem, settings
         self.fingerprint = fingerprint
-        self.mesh = None if run_dir is None else mesh_arrays(scheme.mesh, scheme.rho)
+        nodes = settings.scheme == "lagrangian"  # the state is node positions, not a density
+        self.mesh = None if run_dir is None or nodes else mesh_arrays(scheme.mesh, scheme.rho)
         self.snapshots = None
         if run_dir is not None and settings.snapshots:
-            self.snapshots = SnapshotWriter(run_dir.path / "rho.bp", scheme.rho,
-                                            to_theta=problem.domain)
+            self.snapshots = (NodeSnapshotWriter(run_dir.path / "nodes.xdmf", scheme) if nodes
+                              else SnapshotWriter(run_dir.path / "rho.bp", scheme.rho,
+                                                  to_theta=problem.domain))
 
     @property
     def keeps_snapshots(self) -> bool:
@@ -207,6 +211,8 @@ class RunWriter:
         })
 
     def _min_rho_where(self) -> str:
+        if self.settings.scheme == "lagrangian":
+            return "the node weights W_q (the measure sum_q W_q delta(theta_q))"
         if self.settings.scheme == "dg":
             return ("the limiter points: the Gauss points of every cell and facet, the only "
                     "values f, the mass and the fluxes use (not the DG nodes)")

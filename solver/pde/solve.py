@@ -90,6 +90,12 @@ def make_scheme(problem: Problem, settings: PDESettings, comm: MPI.Comm) -> Sche
         from solver.pde.dg_transport import DGTransport
 
         return DGTransport(msh, problem, settings.degree, compress_rtol=settings.compress_rtol)
+    if settings.scheme == "lagrangian":
+        if np.isfinite(problem.beta):
+            raise ValueError('pde.scheme: "lagrangian" is for beta = inf; use "fv"')
+        from solver.pde.lagrangian import LagrangianTransport
+
+        return LagrangianTransport(msh, problem, settings.degree)
     return FiniteVolume(msh, problem, compress_rtol=settings.compress_rtol)
 
 
@@ -175,6 +181,17 @@ class _Stepper:
                                     "pde.time_tolerance or refine the mesh")
 
 
+def make_stepper(scheme: Scheme, problem: Problem, settings: PDESettings,
+                 next_dt: float | None):
+    """The step controller of the scheme: the node integrator of "lagrangian", else CFL or
+    the implicit controller."""
+    if settings.scheme == "lagrangian":
+        from solver.pde.lagrangian import LagrangianStepper
+
+        return LagrangianStepper(scheme, problem, settings, next_dt)
+    return _Stepper(scheme, problem, settings, next_dt)
+
+
 def initial_state(scheme: Scheme, initial: Density) -> np.ndarray:
     """rho_0 on the scheme's owned dofs: the scheme's discretisation of an analytic
     density, or for a ``CellDensity`` the stored field itself, loaded onto this run's
@@ -247,7 +264,7 @@ def solve(problem: Problem, settings: PDESettings, run_dir: RunDirectory | None 
         scheme.set_density(density)
     resumed_from = None if state is None else state.t
     out_times = settings.output_times(problem.t_final)
-    stepper = _Stepper(scheme, problem, settings, None if state is None else state.next_dt)
+    stepper = make_stepper(scheme, problem, settings, None if state is None else state.next_dt)
     outputs = Outputs(scheme, writer, settings.snapshot_indices())
     fresh = state is None
     if fresh:
