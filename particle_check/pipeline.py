@@ -136,7 +136,7 @@ def _describe(settings: PDESettings) -> str:
     mesh = (f"cells {list(settings.cells)}" if settings.cells else
             f"mesh {settings.mesh} level {settings.level}" if settings.mesh else
             f"mesh_file {settings.mesh_file}")
-    return f"{settings.scheme}{settings.degree if settings.scheme == 'dg' else ''}, {mesh}"
+    return f"{settings.scheme}{settings.degree if settings.scheme != 'fv' else ''}, {mesh}"
 
 
 def pde_and_particles(cfg: RunConfig, run_dir: RunDirectory, comm: MPI.Comm,

@@ -33,6 +33,20 @@ from solver.errors import DiskFullError, ResourceError
 
 #: Lower bounds of the memory per cell of the PDE schemes, bytes.
 BYTES_PER_CELL = {("fv", 1): 1500, ("fv", 2): 1500, ("dg", 1): 6000, ("dg", 2): 12000}
+#: Copies of the node positions a lagrangian step holds (Dormand-Prince: 7 slopes, the
+#: state, the trial, the error estimate, the stage).
+NODE_COPIES = 11
+
+
+def bytes_per_cell(scheme: str, degree: int, param_dim: int, cell_dim: int) -> float:
+    """A lower bound of a scheme's memory per cell: the table above, or for "lagrangian" the
+    position copies of its (degree + 1)^cell_dim nodes per cell (a simplex has at least as
+    many)."""
+    if scheme == "lagrangian":
+        return 8.0 * NODE_COPIES * param_dim * (degree + 1) ** cell_dim
+    return BYTES_PER_CELL[scheme, degree]
+
+
 #: Lower bound of the copies of the positions a particle step holds (RK4 stages).
 POSITION_COPIES = 4
 
@@ -132,7 +146,8 @@ def check_resources(cfg, ranks: int = 1) -> None:
     if cfg.pde is not None:
         cells = mesh_cells(cfg)
         if cells is not None:
-            need = cells * BYTES_PER_CELL[cfg.pde.scheme, cfg.pde.degree] / ranks
+            need = cells * bytes_per_cell(cfg.pde.scheme, cfg.pde.degree, k,
+                                          cfg.problem.domain.manifold_dim) / ranks
             if need > memory:
                 problems.append(f"pde.cells = {list(cfg.pde.cells)}: {cells:.3g} cells need at "
                                 f"least {_size(need)} per rank on {ranks} rank(s); this node "

@@ -105,21 +105,14 @@ def test_a_run_writes_point_clouds_and_resumes_its_settings(tmp_path):
     assert (tmp_path / "density.png").stat().st_size > 1000
 
 
-@pytest.mark.parametrize("changes, text", [
-    ({"problem": "beta = 10.0"}, 'pde.scheme: "lagrangian" is for noiseless dynamics'),
-    ({"problem": "birth_death = 1.0"}, "no birth-death reaction"),
-    ({"pde_integrator": "ssprk3"}, 'scheme "lagrangian" moves its nodes with integrator'),
-])
-def test_what_the_scheme_refuses_is_named(tmp_path, capsys, changes, text):
-    integrator = changes.get("pde_integrator", "dopri5")
-    extra = changes.get("problem", "")
+def _config(tmp_path, problem: str = "", integrator: str = "dopri5"):
     config = tmp_path / "c.toml"
     config.write_text(f"""
 name = "lag"
 output = "{tmp_path / 'runs'}"
 [problem]
 t_final = 1.0
-{extra}
+{problem}
 [unit]
 kind = "circle_rbf"
 width = 0.5
@@ -141,10 +134,30 @@ std = [0.5, 0.6]
 cells = [4, 8]
 scheme = "lagrangian"
 integrator = "{integrator}"
+outputs = 2
+snapshots = 2
 """)
-    assert main(["check", str(config)]) == ConfigError.exit_code
+    return str(config)
+
+
+@pytest.mark.parametrize("problem, integrator, text", [
+    ("beta = 10.0", "dopri5", 'pde.scheme: "lagrangian" is for noiseless dynamics'),
+    ("birth_death = 1.0", "dopri5", "no birth-death reaction"),
+    ("", "ssprk3", 'scheme "lagrangian" moves its nodes with integrator'),
+])
+def test_what_the_scheme_refuses_is_named(tmp_path, capsys, problem, integrator, text):
+    assert main(["check", _config(tmp_path, problem, integrator)]) == ConfigError.exit_code
     assert text in capsys.readouterr().err
     assert not (tmp_path / "runs").exists()
+
+
+def test_a_toml_run(tmp_path):
+    """meanfield pde with scheme = "lagrangian": the resource check, the run, its files."""
+    assert main(["pde", _config(tmp_path), "--no-progress"]) == 0
+    out = tmp_path / "runs" / "pde"
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["settings"]["scheme"] == "lagrangian" and summary["energy_increases"] == 0
+    assert (out / "nodes.xdmf").exists() and not (out / "rho.bp").exists()
 
 
 @pytest.mark.mpi
