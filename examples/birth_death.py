@@ -97,13 +97,14 @@ def target_density(z: np.ndarray) -> np.ndarray:
         2 * np.pi * i0e(4.0))
 
 
-def angular_density(scheme, bins: int) -> tuple[np.ndarray, np.ndarray]:
+def angular_density(scheme, bins: int, comm: MPI.Comm) -> tuple[np.ndarray, np.ndarray]:
     """The PDE density on ``bins`` equal arcs of (-pi, pi] (mass of the arc / its length),
-    from the scheme's quadrature measure (serial)."""
+    from the scheme's quadrature measure, summed over the ranks' owned cells. Collective."""
     theta, weights = scheme.point_measure()
     z = np.angle(np.exp(1j * np.asarray(theta)[:, -1]))
     edges = np.linspace(-np.pi, np.pi, bins + 1)
     mass, _ = np.histogram(z, edges, weights=weights)
+    mass = comm.allreduce(mass, op=MPI.SUM)
     return 0.5 * (edges[1:] + edges[:-1]), mass / np.diff(edges)
 
 
@@ -136,11 +137,15 @@ def main(argv: list[str] | None = None) -> None:
     extra = {g: solve(problem(g, T), quiet, comm=comm) for g in GAMMAS_PDE if g not in results}
     snap = {g: solve(problem(g, size["t_snap"]), quiet, comm=comm) for g in (0.0, GAMMA)}
 
+    pdes = {g: (results[g][0] if g in results else extra[g]) for g in GAMMAS_PDE}
+    bins = size["cells"] // 2
+    densities = {(g, t): angular_density(res.scheme, bins, comm)
+                 for g in (0.0, GAMMA) for t, res in ((size["t_snap"], snap[g]), (T, pdes[g]))}
+
     summary = None
     if comm.rank == 0:
-        pdes = {g: (results[g][0] if g in results else extra[g]) for g in GAMMAS_PDE}
         summary = summarise(size, pdes, results, args, comm.size)
-        figure(run_dir / "gallery.png", size, pdes, results, snap)
+        figure(run_dir / "gallery.png", size, pdes, results, densities)
         run_dir.write_text("report.md", report_text(summary))
     _common.finish(run_dir, summary, comm)
 
@@ -190,7 +195,7 @@ def summarise(size: dict, pdes: dict, results: dict, args, ranks: int) -> dict:
             "by_gamma": by_gamma, "ranks": ranks, "size": args.size}
 
 
-def figure(path, size: dict, pdes: dict, results: dict, snap: dict) -> None:
+def figure(path, size: dict, pdes: dict, results: dict, densities: dict) -> None:
     fig, axes = plt.subplots(2, 2, figsize=(14, 10))
     ax = axes.ravel()
     colors = {0.0: "C0", 1.0: "C2", GAMMA: "C3"}
@@ -214,10 +219,8 @@ def figure(path, size: dict, pdes: dict, results: dict, snap: dict) -> None:
     ax[1].semilogy(z, target_density(z), "k-", lw=3, alpha=0.3, label="rho* (global min)")
     T, ts = size["t_final"], size["t_snap"]
     for g in (0.0, GAMMA):
-        zc, rho = angular_density(snap[g].scheme, size["cells"] // 2)
-        ax[1].semilogy(zc, rho, "--", color=colors[g], label=f"gamma = {g:g}, t = {ts:g}")
-        zc, rho = angular_density(pdes[g].scheme, size["cells"] // 2)
-        ax[1].semilogy(zc, rho, color=colors[g], lw=2, label=f"gamma = {g:g}, t = {T:g}")
+        ax[1].semilogy(*densities[g, ts], "--", color=colors[g], label=f"gamma = {g:g}, t = {ts:g}")
+        ax[1].semilogy(*densities[g, T], color=colors[g], lw=2, label=f"gamma = {g:g}, t = {T:g}")
     ax[1].set(xlabel="z (angle of the bump)", ylabel="rho_t(z)", ylim=(1e-9, 5),
               title="PDE density: birth-death grows the 1e-7 of mass near pi")
 

@@ -23,6 +23,7 @@ def test_target_is_the_network_of_the_two_bump_law():
     assert np.sum(ex.target_density(z)) * 2 * np.pi / len(z) == pytest.approx(1.0, abs=1e-13)
 
 
+@pytest.mark.mpi
 def test_birth_death_small(tmp_path):
     comm = MPI.COMM_WORLD
     out = Path(comm.bcast(str(tmp_path / "x"), root=0))
