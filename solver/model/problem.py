@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -113,6 +113,15 @@ d1 l = f - y); a loss for labels (logistic, smooth hinge) refuses targets not in
     @property
     def param_dim(self) -> int:
         return self.unit.param_dim
+
+    def weighted(self) -> tuple[Problem, np.ndarray]:
+        """(this problem on its data points of positive weight, their indices). Points of
+        weight 0 (evaluation points: a test set, a plotting grid) change neither E nor Psi,
+        so the dynamics need only the others; ``self`` when every weight is positive."""
+        rows = np.flatnonzero(self.data.weights > 0)
+        if len(rows) == self.data.size:
+            return self, rows
+        return replace(self, data=self.data.rows(rows)), rows
 
     def sample_initial(self, rng: np.random.Generator, n: int) -> np.ndarray:
         """n exact draws from rho_0 (restricted to the domain), shape (n, k)."""

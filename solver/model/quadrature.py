@@ -70,6 +70,12 @@ class DataQuadrature:
         """Dimension d of the points."""
         return self.points.shape[1]
 
+    def rows(self, index: np.ndarray) -> DataQuadrature:
+        """The points ``index`` with their weights (which must still sum to 1) and targets."""
+        return DataQuadrature(self.name, self.points[index], self.weights[index], self.sampler,
+                              None if self.targets is None else self.targets[index],
+                              self.exact_degree)
+
     def sample(self, rng: np.random.Generator, size: int) -> np.ndarray:
         """Draw ``size`` fresh samples from the law, shape (size, d)."""
         samples = np.asarray(self.sampler(rng, size), dtype=np.float64)

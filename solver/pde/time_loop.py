@@ -31,6 +31,8 @@ from tqdm import tqdm
 from solver import preemption
 from solver.errors import DiskFullError, SchemeFailure
 from solver.io import RunDirectory
+from solver.model import functionals
+from solver.model.problem import Problem
 from solver.pde.checkpoint import CheckpointError
 from solver.pde.run_writer import CHECKPOINT, RunState, RunWriter
 from solver.pde.scheme import Diagnostics, Scheme
@@ -184,17 +186,43 @@ class StationaryStop(Monitor):
 
 
 class Outputs(Monitor):
-    """f_t, E, loss and MC at the output times; the density at the snapshot outputs."""
+    """f_t, E, loss and MC at the output times; the density at the snapshot outputs.
 
-    def __init__(self, scheme: Scheme, writer: RunWriter, snapshot_indices):
+    ``problem``: the run's problem when the scheme steps a ``Problem.weighted()`` copy
+    without its zero-weight data points; f_t at those is then evaluated here, at the output
+    times only, from the scheme's point measure (the rule its f is computed with)."""
+
+    def __init__(self, scheme: Scheme, writer: RunWriter, snapshot_indices,
+                 problem: Problem | None = None):
         self.scheme, self.writer, self.snapshots = scheme, writer, snapshot_indices
+        self.problem = problem
+        if problem is not None:
+            weighted = problem.data.weights > 0
+            self.rows, self.zero = np.flatnonzero(weighted), np.flatnonzero(~weighted)
+
+    def f(self) -> np.ndarray:
+        """f_t at every data point of the run's problem."""
+        if self.problem is None:
+            return self.scheme.f.copy()
+        zero, x = self.zero, self.problem.data.points[self.zero]
+        theta, weights = self.scheme.point_measure()
+        local = np.zeros(len(zero))
+        for cols in functionals.column_blocks(len(x), len(theta), 1,
+                                              functionals.DEFAULT_MAX_BYTES):
+            local += self.problem.unit.values(x, theta[cols]) @ weights[cols]
+        out = np.empty(self.problem.data.size)
+        out[self.rows] = self.scheme.f
+        values = np.empty_like(local)
+        self.scheme.comm.Allreduce(local, values, MPI.SUM)
+        out[zero] = values
+        return out
 
     def output(self, loop: TimeLoop, index: int) -> None:
         state, d = loop.state, loop.state.last
         if index in self.snapshots and self.writer.keeps_snapshots:  # a full disk: no trace
             self.writer.snapshot(state.t)
             state.snapshots.append((state.t, self.scheme.rho.x.array.copy()))
-        for key, value in (("times", state.t), ("f", self.scheme.f.copy()),
+        for key, value in (("times", state.t), ("f", self.f()),
                            ("energy", d.energy), ("loss", d.loss),
                            ("mc", self.scheme.mc_variance())):
             state.outputs[key].append(value)
