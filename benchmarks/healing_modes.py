@@ -290,8 +290,10 @@ def excess_exponent(widths: np.ndarray, losses: list[np.ndarray], limit_loss: fl
 
 
 def from_raw(path: Path, entropy: int = 0) -> None:
-    """Print the loss excess per width from a run's raw.npz (E L_n - L_rho, its standard error,
-    the mean |d|^2 / 2) and its exponent over the resolved widths >= FIT_MIN."""
+    """Print, at the last time of a run's raw.npz, the loss excess per width (E L_n - L_rho, its
+    standard error, the mean |d|^2 / 2) and its exponent over the resolved widths >= FIT_MIN,
+    and the seed-averaged gap ||E d||^2 (the O(1/n) bias; unbiased, with the standard error
+    ||Var d||_mu / S of the estimate)."""
     z = np.load(path)
     widths = np.array(sorted(int(k[len("loss_n"):]) for k in z.files if k.startswith("loss_n")))
     problem = bump_problem()
@@ -299,12 +301,18 @@ def from_raw(path: Path, entropy: int = 0) -> None:
     limit_loss = functionals.loss(problem, f)
     losses = [z[f"loss_n{n}"][:, -1] for n in widths]
     print(f"t = {z['times'][-1]:g}, limit loss {limit_loss:.3g}")
-    print("| n | E L_n - L_rho | standard error | E |d|^2 / 2 |\n|---|---|---|---|")
+    print("| n | E L_n - L_rho | standard error | E |d|^2 / 2 | |E d|^2 (bias) | its standard "
+          "error |\n|---|---|---|---|---|---|")
+    w = problem.data.weights
     for n, x in zip(widths, losses, strict=True):
         d = z[f"d_n{n}"][:, -1]
-        half = 0.5 * ((d**2) @ problem.data.weights).mean()
-        print(f"| {n} | {x.mean() - limit_loss:.3g} | {x.std(ddof=1) / np.sqrt(len(x)):.2g} | "
-              f"{half:.3g} |")
+        half = 0.5 * ((d**2) @ w).mean()
+        S = len(d)
+        mean = d.mean(axis=0)
+        var = ((d - mean) ** 2).sum(axis=0) / (S - 1) @ w / S   # of the mean, in L2(mu)
+        bias = mean**2 @ w - var   # unbiased estimate of ||E d||^2
+        print(f"| {n} | {x.mean() - limit_loss:.3g} | {x.std(ddof=1) / np.sqrt(S):.2g} | "
+              f"{half:.3g} | {bias:.2g} | {var:.1g} |")
     counts = _boot_counts([len(x) for x in losses], np.random.default_rng(entropy))
     a, lo, hi = excess_exponent(widths, losses, limit_loss, counts)
     print(f"excess ~ n^-p over the resolved widths >= {FIT_MIN}: p = {a:.3f} [{lo:.3f}, {hi:.3f}]")
