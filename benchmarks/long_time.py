@@ -7,17 +7,21 @@ t = 200), from rho_0 uniform in the angle (on the sphere: uniform). The errors a
 
 - E(t) (relative) and f_t (max over the data points, relative to max |f_t|),
 
-for fixed-mesh DG1/DG2 (SSP-RK3, cfl 0.5) on refined meshes, and for the Lagrangian
+for fixed-mesh DG1/DG2 (SSP-RK3, cfl 0.5) on refined meshes, for the reference Lagrangian
 discretisation (solver.reference.lagrangian: weighted nodes of the periodic trapezoid rule
-of rho_0 moving with the flow, RK4), with their wall times. This is the baseline issue 15
-asks for; it runs on one rank.
+of rho_0 moving with the flow, RK4) and for the solver's "lagrangian" scheme (Gauss nodes of
+the mesh cells, Dormand-Prince 5(4)), with their wall times; one rank. "cylinder": the same
+flow on the cylinder [-3, 3] x S^1 (c carried along).
 
 "flagship": the circle-RBF problem on the cylinder [-5, 5] x S^1 (benchmarks.problems), whose
 limit concentrates onto the teacher's three atoms; no exact solution: E(t) at t = 4, 10, 50,
-200 from DG2 on 32^2 ... 96^2 cells, to see whether a fixed mesh converges there.
+200 from DG2 on 32^2 ... 96^2 cells and from the lagrangian scheme at several node sets, to
+see whether either converges there.
 
-Run:  OPENBLAS_NUM_THREADS=1 .venv/bin/python -m benchmarks.long_time [circle|sphere|flagship]
-          [--quick]
+"sensitivity": how much E(10), E(50) of the flagship move when rho_0's std moves by 1e-4.
+
+Run:  OPENBLAS_NUM_THREADS=1 .venv/bin/python -m benchmarks.long_time
+          [circle|sphere|cylinder|flagship|sensitivity] [--quick]
 """
 
 from __future__ import annotations
@@ -63,9 +67,12 @@ def dg_run(problem, degree: int, cells: int) -> tuple[np.ndarray, np.ndarray, fl
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("domain", nargs="?", default="circle",
-                        choices=("circle", "sphere", "cylinder", "flagship"))
+                        choices=("circle", "sphere", "cylinder", "flagship", "sensitivity"))
     parser.add_argument("--quick", action="store_true")
     args = parser.parse_args()
+    if args.domain == "sensitivity":
+        sensitivity()
+        return
     if args.domain == "flagship":
         flagship([32] if args.quick else [32, 48, 64, 96],
                  [(2, (16, 16)), (2, (32, 32))] if args.quick else
@@ -173,6 +180,23 @@ def flagship(levels, lagrangian) -> None:
         energy, _, wall, steps = scheme_run(problem, degree, cells, times)
         print(f"L{degree} {cells[0]:>3}x{cells[1]:<3} {wall:8.1f} {steps:6d} "
               + " ".join(f"{e:20.12e}" for e in energy[1:]), flush=True)
+
+
+def sensitivity() -> None:
+    """How much E(10), E(50) of the flagship move when rho_0's std moves by 1e-4 (relative
+    2e-4; lagrangian p = 2 on 16^2 cells): the condition of the long-time energy."""
+    from benchmarks.problems import circle_rbf
+
+    times = np.array([0.0, 10.0, 50.0])
+    base = None
+    for std in ((0.5, 0.6), (0.5001, 0.6), (0.5, 0.6001)):
+        problem = circle_rbf(t_final=50.0, domain=Cylinder(-5.0, 5.0), std=std)
+        energy = scheme_run(problem, 2, (16, 16), times)[0]
+        base = energy if base is None else base
+        print(f"std {std}: E(10) {energy[1]:.9e}, E(50) {energy[2]:.9e}; relative change / "
+              f"relative change of std (2e-4): "
+              + ", ".join(f"{(e / b - 1) / 2e-4:.2f}" for e, b in zip(energy[1:], base[1:],
+                                                                     strict=True)), flush=True)
 
 
 if __name__ == "__main__":

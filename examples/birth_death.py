@@ -111,11 +111,10 @@ def angular_density(scheme, bins: int, comm: MPI.Comm) -> tuple[np.ndarray, np.n
 # --- main ----------------------------------------------------------------------------------
 
 def main(argv: list[str] | None = None) -> None:
-    from solver.pde.solve import solve
-
     args = _common.parse_args(__doc__, argv)
     comm = MPI.COMM_WORLD
-    run_dir = _common.open_run("birth_death", args, comm)
+    run_dir = _common.open_run("birth_death", args, comm)  # stops here without DOLFINx
+    from solver.pde.solve import solve
     size = SIZES[args.size]
     T = size["t_final"]
     pde = PDESettings(cells=(size["cells"],), scheme="dg", degree=2, integrator="ssprk3",
