@@ -7,8 +7,10 @@ t each range of q r needs for 1e-13 (tanh), and how the data rule converges.
 and four reduced tanh units, against nodes_u (Gauss-Hermite in x_1: for the tanh poles at
 Im x = pi/2 it converges like exp(-c sqrt(n))) and nodes_r (Laguerre in r^2/2: fast).
 
-(iii) MC(0) of the full units against that of the reduced units (what the reduced PDE's MC
-reports): the CRBV check of full-d particles needs the former.
+(iii) MC(0) of the full units (E_t s^2, what the reduced PDE's MC reports since the reduced
+unit has values_squared) against that of the reduced units ((E_t s)^2, what n particles of
+the reduced system fluctuate by): the CRBV check of full-d particles needs the former. The
+full one both by ReducedRidgeUnit.values_squared and by the reduced unit of tanh^2.
 
 Run:  OPENBLAS_NUM_THREADS=1 .venv/bin/python -m benchmarks.reduction_rules
 """
@@ -48,9 +50,9 @@ def main() -> None:
     rule = reduction.reduced_quadrature(law, 20, 20)
     moment = rule.integrate(rule.points[:, 0] ** 4 * rule.points[:, 1] ** 4)
     print(f"  E[x_1^4 r^4], d = 10, 20 x 20 nodes: {moment:.13f} (exact 297)")
-    full, red = mc_at_t0()
+    full, red, library = mc_at_t0()
     print(f"(iii) MC(0), d = 5, tanh, w ~ N(0, 0.25 I), fixed output: full units (E_t s^2) "
-          f"{full:.4f}, reduced units ((E_t s)^2) {red:.4f}")
+          f"{full:.4f} (values_squared: {library:.4f}), reduced units ((E_t s)^2) {red:.4f}")
 
 
 def _tanh2(z: np.ndarray) -> np.ndarray:
@@ -61,10 +63,11 @@ def _tanh2_prime(z: np.ndarray) -> np.ndarray:
     return 2.0 * np.tanh(z) * (1.0 - np.tanh(z) ** 2)
 
 
-def mc_at_t0(d: int = 5, w_std: float = 0.5) -> tuple[float, float]:
-    """(MC of the full units, MC of the reduced units) at t = 0 for tanh units w ~ N(0,
-    w_std^2 I_d), fixed output 1, k = 1: E_x[int E_t[s^2] rho - f^2] against
-    E_x[int (E_t s)^2 rho - f^2], rho_0 by a 30 x 20 Gauss rule in (a, q)."""
+def mc_at_t0(d: int = 5, w_std: float = 0.5) -> tuple[float, float, float]:
+    """(MC of the full units, MC of the reduced units, the former by the library's
+    functionals.mc_variance) at t = 0 for tanh units w ~ N(0, w_std^2 I_d), fixed output 1,
+    k = 1: E_x[int E_t[s^2] rho - f^2] against E_x[int (E_t s)^2 rho - f^2], rho_0 by a
+    30 x 20 Gauss rule in (a, q)."""
     from scipy.special import roots_genlaguerre
 
     from solver.model import units
@@ -82,7 +85,13 @@ def mc_at_t0(d: int = 5, w_std: float = 0.5) -> tuple[float, float]:
     f = S @ W
     full = rule.integrate(s2.values(rule.points, theta) @ W - f**2)
     reduced = rule.integrate((S * S) @ W - f**2)
-    return float(full), float(reduced)
+    from solver.model import functionals
+
+    p = reduction.ridge_problem("tanh", d, 1, target="tanh(x0)", output=1.0, w_std=w_std,
+                                nodes_u=40, nodes_r=16, test_points=1).reduced
+    S = functionals.UnitMatrix(p, theta)
+    library = functionals.mc_variance(p, S.forward(W), S.forward_squared(W))
+    return float(full), float(reduced), float(library)
 
 
 if __name__ == "__main__":

@@ -90,6 +90,99 @@ def test_piecewise_linear_closed_form_matches_a_fine_rule():
         np.testing.assert_allclose(exact.values(x, theta), fine.values(x, theta), atol=2e-6)
 
 
+@pytest.mark.parametrize("d, k", [(2, 1), (3, 0), (5, 1), (8, 2)])
+@pytest.mark.parametrize("activation", ["tanh", "relu", "mmn_piecewise_linear"])
+@pytest.mark.parametrize("output", [None, 0.7])
+def test_values_squared_is_the_rotation_average_of_the_squares(d, k, activation, output):
+    """values_squared = c^2 E_t[sigma^2] (the full units' second moment, what MC needs)
+    within 5 Monte-Carlo standard errors (2e5 directions); d - k = 1 is the two-point law."""
+    unit = reduction.ReducedRidgeUnit(d, k, activation, output)
+    assert unit.averaged
+    rng = np.random.default_rng(10 * d + k)
+    for _ in range(3):
+        x_red = np.concatenate([rng.normal(size=k), [abs(rng.normal()) * np.sqrt(d - k)]])
+        c = rng.normal() if output is None else output
+        a, q = rng.normal(size=k), rng.uniform(0, 1.5)
+        theta = np.concatenate([[c] if output is None else [], a, [q]])
+        t = reduction.BetaCosine(d - k).sample(rng, 200_000)
+        squares = (c * unit.activation.f(x_red[:k] @ a + q * x_red[k] * t)) ** 2
+        mean, se = squares.mean(), squares.std() / np.sqrt(len(t))
+        value = unit.values_squared(x_red[None], theta[None])[0, 0]
+        assert abs(value - mean) <= 5 * se + 1e-12, (value, mean, se)
+        assert value >= unit.values(x_red[None], theta[None])[0, 0] ** 2 - 1e-14  # Jensen
+
+
+def test_values_squared_closed_form_and_rules():
+    """The closed form of E_t sigma^2 (relu, sigma*) against 2048-node Gauss-Jacobi, the
+    second moment H(c) of the cosine law against quadrature, and the converged tanh rules
+    against 1024 nodes (1e-13)."""
+    from scipy.integrate import quad
+
+    x = np.array([[0.3, 1.0], [-1.0, 2.5], [2.0, 0.1], [0.0, 4.0]])
+    theta = np.array([[1.0, 0.5, 0.7], [-0.4, 1.2, 0.0], [2.0, -0.3, 1.5]])
+    for act in ("relu", "mmn_piecewise_linear"):
+        exact = reduction.ReducedRidgeUnit(7, 1, act)
+        fine = reduction.ReducedRidgeUnit(7, 1, act, nodes=2048)
+        np.testing.assert_allclose(exact.values_squared(x, theta),
+                                   fine.values_squared(x, theta), atol=2e-6)
+    for m in (2, 3, 7, 50):
+        law = reduction.BetaCosine(m)
+        for c in (-0.7, 0.1, 0.9, 1.0):
+            ref = quad(lambda t, m=m, law=law: t * t * law._c * (1 - t * t) ** ((m - 3) / 2),
+                       -1, c)[0]
+            assert abs(float(law.second_moment(np.array(c))) - ref) < 1e-10
+    rng = np.random.default_rng(4)
+    for d in (3, 10, 200):
+        unit = reduction.ReducedRidgeUnit(d, 1, "tanh")
+        ref = reduction.ReducedRidgeUnit(d, 1, "tanh", nodes=1024)
+        x = np.column_stack([rng.uniform(-3, 3, 50), rng.uniform(0, 6, 50)])
+        theta = np.column_stack([rng.normal(size=(40, 2)), rng.uniform(0, 2, 40)])
+        assert np.abs(unit.values_squared(x, theta) - ref.values_squared(x, theta)).max() <= 1e-13
+
+
+def test_reduced_mc_is_the_full_networks():
+    """MC(0) of the reduced problem (functionals.mc_variance with UnitMatrix.forward_squared,
+    dense and compressed, rho_0 by a Gauss rule in (a, q)) is that of the full units in R^5
+    (tanh, fixed output, w ~ N(0, 0.25 I)): at the test points, against the sample variance of
+    4000 full units within 5 standard errors (of the units' sampling, by 8 batches); over the
+    law, against the test points' average within 5 standard errors (of the points). The
+    reduced units' own variance ((E_t s)^2) is far below: 0.076 against 0.400."""
+    from scipy.special import roots_genlaguerre
+
+    from solver.model import compression
+
+    d, w_std = 5, 0.5
+    red = reduction.ridge_problem("tanh", d, 1, target="tanh(2*x0)", output=1.0,
+                                  test_points=1500, nodes_u=40, nodes_r=16, w_std=w_std,
+                                  seed=2)
+    h, wh = np.polynomial.hermite_e.hermegauss(30)
+    g, wg = roots_genlaguerre(20, 0.5 * (d - 1) - 1)
+    A, Q = np.meshgrid(w_std * h, w_std * np.sqrt(2 * g), indexing="ij")
+    theta = np.column_stack([A.ravel(), Q.ravel()])
+    W = np.outer(wh / wh.sum(), wg / wg.sum()).ravel()
+    p = red.reduced
+    S = functionals.UnitMatrix(p, theta)
+    f = S.forward(W)
+    mc = functionals.mc_variance(p, f, S.forward_squared(W))
+    compressed = compression.unit_matrix(p, theta, rtol=1e-12)
+    np.testing.assert_allclose(compressed.forward_squared(W), S.forward_squared(W), rtol=1e-13)
+    old = functionals.mc_variance(p, f, (p.unit.values(p.data.points, theta) ** 2) @ W)
+    # the full units at the test points
+    test = red.test
+    per_point = S.forward_squared(W)[test] - f[test] ** 2
+    rng = np.random.default_rng(5)
+    batches = []
+    for _ in range(8):
+        Sf = red.full.unit.values(red.full.data.points, red.full.sample_initial(rng, 500))
+        batches.append(np.mean(Sf.var(axis=1, ddof=1)))
+    se_units = np.std(batches, ddof=1) / np.sqrt(len(batches))
+    assert abs(np.mean(per_point) - np.mean(batches)) <= 5 * se_units, (
+        np.mean(per_point), np.mean(batches), se_units)
+    se_points = np.std(per_point, ddof=1) / np.sqrt(len(per_point))
+    assert abs(mc - np.mean(per_point)) <= 5 * se_points, (mc, np.mean(per_point), se_points)
+    assert abs(mc - 0.4001) < 1e-3 and abs(old - 0.0763) < 1e-3, (mc, old)
+
+
 def test_radial_ridge_unit_is_the_case_k_0():
     """k = 0, fixed output 1, MMN's sigma*, isotropic classes: RadialRidgeUnit's values and
     gradients, and isotropic_gaussians_radial's rule."""
@@ -230,6 +323,7 @@ def test_reduced_pde_against_full_particles():
     rng = np.random.default_rng(11)
     n = 2000
     theta = red.full.sample_initial(rng, n)
+    mc0 = np.mean(red.full.unit.values(red.full.data.points, theta).var(axis=1))
     run = simulate(red.full, theta, res.times, 0.01, "euler", rng=rng, batch=1000)
     f_pde = np.asarray(res.f)[:, red.test]
     gap = np.sqrt((run.f - f_pde) ** 2 @ red.full.data.weights)
@@ -238,6 +332,10 @@ def test_reduced_pde_against_full_particles():
     print("gap", gap, "sqrt(MC_n/n)", np.sqrt(mc / n), "loss", res.loss, run.loss)
     assert np.all(gap <= 3 * np.sqrt(mc / n)), (gap, np.sqrt(mc / n))
     assert res.loss[-1] < 0.8 * res.loss[0]  # it trained
+    # the PDE's MC(t) is the full units' (E_t s^2), the particles' sample variance at the
+    # test points (500 points: a few % of x-sampling error); (E_t s)^2 would give ~1/5
+    mc_n = np.array([mc0, mc])
+    np.testing.assert_allclose(np.asarray(res.mc)[[0, -1]], mc_n, rtol=0.1)
 
 
 @pytest.mark.parametrize("m", [2, 3, 4, 9, 50, 199])

@@ -74,7 +74,12 @@ from typing import Any
 import numpy as np
 import scipy.linalg
 
-from solver.model.functionals import DEFAULT_MAX_BYTES, UnitMatrix, column_blocks
+from solver.model.functionals import (
+    DEFAULT_MAX_BYTES,
+    UnitMatrix,
+    column_blocks,
+    forward_second_moment,
+)
 from solver.model.problem import Problem
 
 #: Compress only when the compressed products cost below this fraction of the dense ones.
@@ -284,7 +289,10 @@ class CompressedUnitMatrix:
         return (self.U.T @ v) @ self.factor
 
     def forward_squared(self, weights: np.ndarray) -> np.ndarray:
-        """sum_q S[m, q]^2 W_q, shape (M,), exact: dense blocks of S recomputed."""
+        """sum_q S[m, q]^2 W_q, shape (M,), exact: dense blocks of S recomputed (of
+        unit.values_squared for an ``averaged`` unit)."""
+        if self.problem.unit.averaged:
+            return forward_second_moment(self.problem, self.theta, weights, self.max_bytes)
         out = np.zeros(self.problem.data.size)
         for cols, S in self._blocks(0, len(self.theta)):
             out += (S * S) @ weights[cols]

@@ -61,7 +61,11 @@ class UnitMatrix:
         return out
 
     def forward_squared(self, weights: np.ndarray) -> np.ndarray:
-        """sum_q S[m, q]^2 W_q, shape (M,)."""
+        """sum_q S[m, q]^2 W_q, shape (M,); for an ``averaged`` unit (a reduced unit)
+        sum_q S2[m, q] W_q with S2 = unit.values_squared, the second moment of the units it
+        stands for (blocks recomputed: this is called at output times only)."""
+        if self.problem.unit.averaged:
+            return forward_second_moment(self.problem, self.theta, weights, self.max_bytes)
         out = np.zeros(self.problem.data.size)
         for cols, S in self._blocks():
             out += (S * S) @ weights[cols]
@@ -73,6 +77,17 @@ class UnitMatrix:
         for cols, S in self._blocks():
             out[cols] = v @ S
         return out
+
+
+def forward_second_moment(problem: Problem, theta: np.ndarray, weights: np.ndarray,
+                          max_bytes: int = DEFAULT_MAX_BYTES) -> np.ndarray:
+    """sum_q W_q unit.values_squared(x_m, theta_q), shape (M,), in column blocks: the
+    int s^2 rho of MC (= sum_q W_q s(x_m; theta_q)^2 unless the unit is ``averaged``)."""
+    x, unit = problem.data.points, problem.unit
+    out = np.zeros(len(x))
+    for cols in column_blocks(len(x), len(theta), 1, max_bytes):
+        out += unit.values_squared(x, theta[cols]) @ weights[cols]
+    return out
 
 
 def network_output(problem: Problem, theta: np.ndarray, weights: np.ndarray,
@@ -150,7 +165,8 @@ def energy(problem: Problem, f: np.ndarray, theta: np.ndarray, weights: np.ndarr
 def mc_variance(problem: Problem, f: np.ndarray, f_squared: np.ndarray) -> float:
     """MC = sum_m w_m (int s(x_m; theta)^2 rho(dtheta) - f(x_m)^2), the resampling variance.
 
-    f_squared = sum_q W_q s(x_m; theta_q)^2 (UnitMatrix.forward_squared).
+    f_squared = sum_q W_q s(x_m; theta_q)^2 (UnitMatrix.forward_squared); for a reduced
+    (``averaged``) unit the second moment of the full units, so MC is the full network's.
     """
     return float(problem.data.weights @ (f_squared - f**2))
 

@@ -113,6 +113,12 @@ class BetaCosine:
         c = np.clip(c, -1.0, 1.0)
         return -self._c * np.maximum(1.0 - c * c, 0.0) ** (0.5 * (self.m - 1)) / (self.m - 1)
 
+    def second_moment(self, c: Array) -> Array:
+        """H(c) = int_{-1}^c t^2 p_m(t) dt = c G(c) + F_(m+2)(c) / m, m >= 2 (by parts:
+        int G = -F_(m+2) C_m / ((m - 1) C_(m+2)) and C_(m+2) = C_m m / (m - 1)); H(1) = 1/m."""
+        c = np.clip(c, -1.0, 1.0)
+        return c * self.first_moment(c) + BetaCosine(self.m + 2).cdf(c) / self.m
+
     def sample(self, rng: np.random.Generator, size: int) -> Array:
         v = rng.standard_normal((size, self.m))
         return v[:, 0] / np.linalg.norm(v, axis=1)
@@ -257,6 +263,48 @@ class ReducedRidgeUnit(units.Unit):
                 tds += k * dG
         return s, ds, tds
 
+    def _closed_square(self, alpha: Array, beta: Array) -> Array:
+        """E_t sigma^2 exactly: on piece p, (e_p + k_p alpha + k_p beta t)^2 against p_m
+        between the cuts: (e_p + k_p alpha)^2 dF_p + 2 (e_p + k_p alpha) k_p beta dG_p +
+        k_p^2 beta^2 dH_p."""
+        p = self.pieces
+        scale = np.maximum(beta, np.finfo(np.float64).tiny)
+        with np.errstate(over="ignore", invalid="ignore"):
+            cuts = [np.clip((tk - alpha) / scale, -1.0, 1.0) for tk in p.knots]
+        ends = (np.zeros_like(alpha), np.ones_like(alpha))
+        F = [ends[0]] + [self.law.cdf(c) for c in cuts] + [ends[1]]
+        G = [ends[0]] + [self.law.first_moment(c) for c in cuts] + [ends[0]]
+        H = [ends[0]] + [self.law.second_moment(c) for c in cuts] + [
+            np.full_like(alpha, 1.0 / self.law.m)]
+        out = np.zeros_like(alpha)
+        for j, (e, k) in enumerate(zip(p.intercepts, p.slopes, strict=True)):
+            level = e + k * alpha
+            out += level * level * (F[j + 1] - F[j])
+            if k:
+                out += (2.0 * k) * level * beta * (G[j + 1] - G[j])
+                out += (k * k) * beta * beta * (H[j + 1] - H[j])
+        return out
+
+    def square_average(self, alpha: Array, beta: Array) -> Array:
+        """E_t sigma(alpha + beta t)^2, beta >= 0: closed form for piecewise-linear sigma,
+        else the rules of ``averages`` (those of each range of beta)."""
+        alpha, beta = np.broadcast_arrays(np.asarray(alpha, float), np.asarray(beta, float))
+        if self.pieces is not None:
+            return self._closed_square(alpha, beta)
+        f = self.activation.f
+        if self._fixed:
+            t, w = self.bins[0]
+            return sum(wj * f(alpha + beta * tj) ** 2 for tj, wj in zip(t, w, strict=True))
+        which = self._bin_of(beta.ravel())
+        self._ensure_bins(int(which.max(initial=0)))
+        out = np.zeros(alpha.size)
+        a, b = alpha.ravel(), beta.ravel()
+        for j in np.unique(which):
+            sel = np.flatnonzero(which == j)
+            for tj, wj in zip(*self.bins[j], strict=True):
+                out[sel] += wj * f(a[sel] + b[sel] * tj) ** 2
+        return out.reshape(alpha.shape)
+
     def averages(self, alpha: Array, beta: Array, need: tuple[bool, bool] = (True, True)
                  ) -> tuple[Array, Array | None, Array | None]:
         """(E_t sigma(alpha + beta t), E_t sigma'(.), E_t t sigma'(.)), beta >= 0."""
@@ -312,6 +360,17 @@ class ReducedRidgeUnit(units.Unit):
         x, theta = self._check(x, theta)
         c, _, _, alpha, beta, _ = self._parts(x, theta)
         return self.averages(alpha, beta, (False, False))[0] * c
+
+    #: s_red is the average of the units c sigma(w . x) over the direction of w_perp.
+    averaged = True
+
+    def values_squared(self, x: Array, theta: Array) -> Array:
+        """c^2 E_t[sigma(a . x_U + q r t)^2]: the mean square of the full units that s_red
+        averages, so that MC = E_x[int s^2 rho - f^2] of a reduced density is the full
+        network's (the resampling variance of n units in R^d), not that of (E_t s)^2."""
+        x, theta = self._check(x, theta)
+        c, _, _, alpha, beta, _ = self._parts(x, theta)
+        return self.square_average(alpha, beta) * (c * c)
 
     def _assemble(self, x: Array, theta: Array) -> tuple:
         c, xu, r, alpha, beta, sq = self._parts(x, theta)

@@ -132,6 +132,18 @@ class Unit(ABC):
     def gradients(self, x: Array, theta: Array) -> Array:
         """G[m, q, j] = d s(x_m; theta_q) / d theta_q[j] -> (M, Q, k)."""
 
+    #: True when s is an average of the units of the network over hidden parameters (a
+    #: symmetry-reduced unit: ``reduction.ReducedRidgeUnit``), so that ``values_squared``,
+    #: the mean of their squares, is not values()^2.
+    averaged: bool = False
+
+    def values_squared(self, x: Array, theta: Array) -> Array:
+        """The second moment of the network's units at (x_m, theta_q), (M, Q): the integrand
+        of MC = E_x[int s^2 rho - f^2] (functionals.mc_variance). values()^2, except for
+        ``averaged`` units, which stand for a family of units and return the mean of their
+        squares (ReducedRidgeUnit: c^2 E_t[sigma^2], not (c E_t sigma)^2)."""
+        return self.values(x, theta) ** 2
+
     def theta_vjp(self, x: Array, theta: Array, v: Array) -> Array:
         """sum_m v_m grad_theta s(x_m; theta_q) for v (M,) -> (Q, k)."""
         x, theta = self._check(x, theta)
@@ -757,6 +769,14 @@ class LabelledDataUnit(Unit):
     def theta_vjp(self, x: Array, theta: Array, v: Array) -> Array:
         x, theta = self._check(x, theta)
         return self.base.theta_vjp(x[:, :-1], theta, v)
+
+    @property
+    def averaged(self) -> bool:
+        return self.base.averaged
+
+    def values_squared(self, x: Array, theta: Array) -> Array:
+        x, theta = self._check(x, theta)
+        return self.base.values_squared(x[:, :-1], theta)
 
     @property
     def fused_entries(self) -> int:
