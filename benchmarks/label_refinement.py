@@ -4,12 +4,14 @@ The flagship limit (circle-RBF on the cylinder [-5, 5] x S^1, benchmarks.problem
 characteristics, from a quadtree of label panels of rho_0 in the chart (c, z): 3 x 3 Gauss
 nodes per panel, weights rho_0 |panel| w_q, moved by Dormand-Prince 5(4) (RMS position
 tolerance 1e-10). After each pass the panels whose image at t_final is wider than ``--size``
-(the largest distance between two of their nodes, z unwrapped) and whose weight exceeds 1e-12
-are split into four and the flow is run again from t = 0. E(10) and E(t_final) per pass;
-the pass-to-pass difference is the estimate refinement would certify if it converged.
+(the largest distance between two of their nodes, z unwrapped; with ``--stretch``, that
+distance over the panel's own node spread) and whose weight exceeds 1e-12 (1e-14 with
+``--stretch``) are split into four and the flow is run again from t = 0. E(10) and
+E(t_final) per pass; the pass-to-pass difference is the estimate refinement would certify if
+it converged.
 
 Run:  OPENBLAS_NUM_THREADS=1 .venv/bin/python -m benchmarks.label_refinement
-          [--t-final 50] [--panels 16] [--size 0.25] [--passes 5]
+          [--t-final 50] [--panels 16] [--size 0.25 | --stretch 2] [--passes 5]
 """
 
 from __future__ import annotations
@@ -82,6 +84,8 @@ def main() -> None:
     parser.add_argument("--t-final", type=float, default=50.0)
     parser.add_argument("--panels", type=int, default=16)
     parser.add_argument("--size", type=float, default=0.25)
+    parser.add_argument("--stretch", type=float, default=None,
+                        help="split where image width / own node spread exceeds this instead")
     parser.add_argument("--passes", type=int, default=5)
     args = parser.parse_args()
     problem = circle_rbf(t_final=args.t_final, domain=Cylinder(-5.0, 5.0))
@@ -97,7 +101,11 @@ def main() -> None:
         start = time.perf_counter()
         energy, final, W, steps = flow(problem, panels, times)
         sizes = image_sizes(final)
-        flag = (sizes > args.size) & (W.sum(axis=1) > MIN_WEIGHT)
+        if args.stretch is None:
+            flag = (sizes > args.size) & (W.sum(axis=1) > MIN_WEIGHT)
+        else:  # the node spread of a panel is its diagonal times (g_3 - g_1)
+            spread = np.hypot(panels[:, 2], panels[:, 3]) * (_G[-1] - _G[0]) / 2
+            flag = (sizes / spread > args.stretch) & (W.sum(axis=1) > 1e-14)
         print(f"{step:>4} {W.size:>7} {steps:>6} {time.perf_counter() - start:7.1f} "
               f"{energy[10.0]:16.9e} {energy[args.t_final]:16.9e} {int(flag.sum()):>6} "
               f"{sizes.max():7.2f}", flush=True)
