@@ -26,15 +26,27 @@ from solver.provenance import provenance
 RUNS = Path("runs")
 
 
-def parse_args(doc: str, argv: list[str] | None = None) -> argparse.Namespace:
-    """The common options; ``doc`` is the example's module docstring."""
+def parse_args(doc: str, argv: list[str] | None = None,
+               sizes: tuple[str, str] = ("small", "default")) -> argparse.Namespace:
+    """The common options; ``doc`` is the example's module docstring, ``sizes`` the names of
+    the small size and of the default one."""
     parser = argparse.ArgumentParser(description=doc.strip().splitlines()[0])
-    parser.add_argument("--size", choices=("small", "default"), default="default",
-                        help="small: the seconds-long size the tests run")
+    parser.add_argument("--size", choices=sizes, default=sizes[1],
+                        help=f"{sizes[0]}: the seconds-long size the tests run")
     parser.add_argument("--output", type=Path, default=None, help="run directory")
     parser.add_argument("--force", action="store_true", help="overwrite a finished run")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
     return parser.parse_args(argv)
+
+
+def save_figure(fig, path, title: str) -> None:
+    """The figure with its title, laid out, into ``path`` (PNG, 110 dpi), then closed."""
+    import matplotlib.pyplot as plt
+
+    fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
 
 
 def dolfinx_available() -> bool:

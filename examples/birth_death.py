@@ -248,11 +248,10 @@ def figure(path, size: dict, pdes: dict, results: dict, densities: dict) -> None
               title="exponent: it dips while the far bump grows from 1e-7")
     for a in ax:
         a.legend(fontsize=8)
-    fig.suptitle("Birth-death (WFR) vs gradient flow: bumps on the circle, target = two bumps, "
-                 "rho_0 concentrated on one")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    _common.save_figure(
+        fig, path,
+        "Birth-death (WFR) vs gradient flow: bumps on the circle, target = two bumps, "
+        "rho_0 concentrated on one")
 
 
 def report_text(s: dict) -> str:

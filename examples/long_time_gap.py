@@ -18,7 +18,6 @@ Run:  OPENBLAS_NUM_THREADS=1 .venv/bin/python examples/long_time_gap.py --size f
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 import time
@@ -28,25 +27,15 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # for ``benchmarks``
 
-from _common import open_run, run
+from _common import open_run, parse_args, run
 
 from benchmarks import healing_modes as hm
 
 NAME = "long-time-gap"
 
 
-def parse(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.strip().splitlines()[0])
-    parser.add_argument("--size", choices=("small", "full"), default="full",
-                        help="small: the seconds-long size the tests run")
-    parser.add_argument("--output", type=Path, default=None, help="run directory")
-    parser.add_argument("--force", action="store_true", help="overwrite a finished run")
-    parser.add_argument("--no-progress", action="store_true", help="no per-width lines")
-    return parser.parse_args(argv)
-
-
 def main(argv: list[str] | None = None) -> dict:
-    args = parse(argv)
+    args = parse_args(__doc__, argv, sizes=("small", "full"))
     run_dir = open_run(NAME, args, needs_dolfinx=False)
     start = time.perf_counter()
     study = hm.SIZES[args.size]

@@ -158,10 +158,9 @@ def gallery(path, times, runs, lag, lag_check, theta, weights, p: Problem, f_fin
            label="data law N(0, s^2) (scaled)")
     a.set(xlabel="x", xlim=(-4.5, 4.5), title="target and network output")
     a.legend(fontsize=8)
-    fig.suptitle("RBF units on a Gaussian-mixture target: PDE energy vs closed-form F and K")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    _common.save_figure(
+        fig, path,
+        "RBF units on a Gaussian-mixture target: PDE energy vs closed-form F and K")
 
 
 def report_text(s: dict) -> str:

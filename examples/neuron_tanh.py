@@ -199,11 +199,10 @@ def main(argv: list[str] | None = None) -> None:
                 plot_density(ax[row, 2], theta, weights, problem.domain, (1, 0), cells,
                              ("a", "c"), teacher,
                              f"B: marginal rho(a, c) at t={problem.t_final:g}")
-        fig.suptitle("tanh neurons c tanh(a x + b) on x ~ U[-2, 2]: mean-field PDE vs "
-                     "n-particle gradient descent")
-        fig.tight_layout()
-        fig.savefig(run_dir / "gallery.png", dpi=110)
-        plt.close(fig)
+        _common.save_figure(
+            fig, run_dir / "gallery.png",
+            "tanh neurons c tanh(a x + b) on x ~ U[-2, 2]: mean-field PDE vs "
+            "n-particle gradient descent")
         summary = {"part_a": part_summary(parts["a"][1], parts["a"][2], parts["a"][3],
                                           parts["a"][5]),
                    "part_b": part_summary(parts["b"][1], parts["b"][2], parts["b"][3],

@@ -210,11 +210,10 @@ def figure(path, runs, rows, gibbs, marginal, pde_z, part_z, gap2, largest, fine
     a.loglog(n, g[0] * n[0] / n, "k:", label="1/n")
     a.set(xlabel="n", ylabel="mean squared gap", title="noisy-GD particles around f_inf")
     a.legend(fontsize=8)
-    fig.suptitle(f"Noisy training, beta = {BETA:g}, lambda = {LAM:g}: convergence to the "
-                 "self-consistent Gibbs state")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    _common.save_figure(
+        fig, path,
+        f"Noisy training, beta = {BETA:g}, lambda = {LAM:g}: convergence to the "
+        "self-consistent Gibbs state")
 
 
 def report_text(s: dict) -> str:

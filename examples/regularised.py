@@ -127,11 +127,10 @@ def figure(path, results) -> None:
     ax[2].set(xlabel="t", ylabel="loss 1/2 E(f - y)^2", title="the price: loss")
     for a in ax:
         a.legend(fontsize=7)
-    fig.suptitle("2-norm penalty lambda int c^2/2 rho on the RBF-on-circle problem: "
-                 "smaller fluctuations, higher loss floor")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    _common.save_figure(
+        fig, path,
+        "2-norm penalty lambda int c^2/2 rho on the RBF-on-circle problem: "
+        "smaller fluctuations, higher loss floor")
 
 
 def report_text(s: dict) -> str:

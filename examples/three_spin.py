@@ -207,10 +207,9 @@ def gallery(run_dir: RunDirectory, size: Size, taus: np.ndarray, results: dict,
         ax.set_axis_off()
     else:
         circle_panel(ax, circle)
-    fig.suptitle("Continuous 3-spin model (Rotskoff & Vanden-Eijnden): RBF networks")
-    fig.tight_layout()
-    fig.savefig(run_dir.path / "gallery.png", dpi=110)
-    plt.close(fig)
+    _common.save_figure(
+        fig, run_dir.path / "gallery.png",
+        "Continuous 3-spin model (Rotskoff & Vanden-Eijnden): RBF networks")
 
 
 def circle_panel(ax, circle: dict) -> None:
