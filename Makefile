@@ -29,7 +29,7 @@ test-particles:
 	.venv-particles/bin/python -m pytest -q -p no:cacheprovider
 	.venv-particles/bin/mpiexec -n 2 .venv-particles/bin/python -m pytest -q -m mpi -p no:cacheprovider
 
-# Every example at its default size, then their figures into docs/gallery/ (the sum of the wall times in the README gallery, about 15 min)
+# Every example at its default size, then their figures into docs/gallery/ (the sum of the wall times in the README gallery, about 40 min)
 gallery: setup
 	for config in examples/*.toml; do $(VENV)/bin/meanfield run $$config --force --no-progress || exit 1; done
 	for script in examples/[!_]*.py; do $(PY) $$script --force --no-progress || exit 1; done
