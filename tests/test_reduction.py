@@ -183,6 +183,30 @@ def test_reduced_mc_is_the_full_networks():
     assert abs(mc - 0.4001) < 1e-3 and abs(old - 0.0763) < 1e-3, (mc, old)
 
 
+def test_memo_and_chunks_change_nothing():
+    """values / values_squared with the memo (a repeated (x, theta): a copy of the stored
+    array, bitwise) and over several CHUNK pieces equal the unmemoised, unchunked ones; the
+    memo drops least recently used entries beyond memo_bytes."""
+    rng = np.random.default_rng(8)
+    x = np.column_stack([rng.normal(size=300), np.sqrt(rng.chisquare(9, 300))])
+    theta = np.column_stack([rng.normal(size=(200, 2)), rng.uniform(0, 1.5, 200)])
+    plain = reduction.ReducedRidgeUnit(10, 1, "tanh")
+    plain.CHUNK = 10**9
+    memo = reduction.ReducedRidgeUnit(10, 1, "tanh", memo_bytes=int(2.2 * 8 * 300 * 200))
+    for fn in ("values", "values_squared"):
+        ref = getattr(plain, fn)(x, theta)
+        first = getattr(memo, fn)(x, theta)
+        first[0, 0] = np.nan  # the caller's copy
+        again = getattr(memo, fn)(x, theta)
+        np.testing.assert_array_equal(again, ref)
+    assert len(memo._memo) == 2
+    memo.values(x[:10], theta)  # a third entry, within budget; a fourth drops the oldest
+    memo.values(x[:150], theta)
+    assert memo._memo_used <= memo.memo_bytes and len(memo._memo) == 3
+    with pytest.raises(ValueError, match="memo_bytes"):
+        reduction.ReducedRidgeUnit(10, 1, "tanh", memo_bytes=-1)
+
+
 def test_radial_ridge_unit_is_the_case_k_0():
     """k = 0, fixed output 1, MMN's sigma*, isotropic classes: RadialRidgeUnit's values and
     gradients, and isotropic_gaussians_radial's rule."""

@@ -44,6 +44,8 @@ What this module builds:
 
 from __future__ import annotations
 
+import hashlib
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import partial
@@ -177,7 +179,7 @@ class ReducedRidgeUnit(units.Unit):
 
     def __init__(self, d: int, k: int, activation: str | units.Activation,
                  output_weight: float | None = None, *, alpha_pad: float = 10.0,
-                 tol: float = 1e-13, nodes: int | None = None) -> None:
+                 tol: float = 1e-13, nodes: int | None = None, memo_bytes: int = 0) -> None:
         d = units._positive_int(d, "unit 'reduced_ridge': d")
         if k not in (0, 1, 2) or not d - k >= 1:
             raise ValueError(f"unit 'reduced_ridge': k must be 0, 1 or 2 and d - k >= 1, got "
@@ -199,6 +201,17 @@ class ReducedRidgeUnit(units.Unit):
         self._fixed = nodes is not None
         if self.pieces is None and nodes is not None:
             self.bins = [self.law.rule(units._positive_int(nodes, "unit 'reduced_ridge': nodes"))]
+        #: values() and values_squared() of (x, theta) pairs met before, least recently used
+        #: dropped beyond ``memo_bytes`` (0: none kept). The PDE evaluates its zero-weight
+        #: data points (test sets) at the same mesh points at every output time, and one
+        #: evaluation of the t rules there costs hundreds of matrix products.
+        if isinstance(memo_bytes, bool) or not isinstance(memo_bytes, int | np.integer) or (
+                memo_bytes < 0):
+            raise ValueError(f"unit 'reduced_ridge': memo_bytes must be an integer >= 0, got "
+                             f"{memo_bytes!r}")
+        self.memo_bytes = int(memo_bytes)
+        self._memo: OrderedDict[tuple, Array] = OrderedDict()
+        self._memo_used = 0
 
     BIN0 = 0.25
 
@@ -225,8 +238,47 @@ class ReducedRidgeUnit(units.Unit):
 
     # -- the averages E sigma, E sigma', E t sigma' at alpha (M, Q), beta (M, Q) >= 0 ---------
 
+    #: Elements per pass of the node loops: their temporaries stay in cache and are reused
+    #: by the allocator (whole (M, Q) temporaries per node cost ~3x more: page faults).
+    CHUNK = 1 << 15
+
+    def _chunked(self, block: Callable[..., tuple], alpha: Array, beta: Array,
+                 count: int, *args) -> tuple:
+        """block(alpha, beta, *args) -> ``count`` arrays (or None), over CHUNK-element pieces
+        of the broadcast alpha, beta."""
+        shape = np.broadcast_shapes(alpha.shape, beta.shape)
+        size = int(np.prod(shape))
+        if size <= self.CHUNK:
+            return block(alpha, beta, *args)
+        a = np.broadcast_to(alpha, shape).ravel()
+        b = np.broadcast_to(beta, shape).ravel()
+        out: list[Array | None] | None = None
+        for start in range(0, size, self.CHUNK):
+            piece = slice(start, start + self.CHUNK)
+            parts = block(a[piece], b[piece], *args)
+            if out is None:
+                out = [None if p is None else np.empty(size) for p in parts]
+            for o, p in zip(out, parts, strict=True):
+                if o is not None:
+                    o[piece] = p
+        return tuple(None if o is None else o.reshape(shape) for o in out)
+
     def _rule_averages(self, alpha: Array, beta: Array, t: Array, w: Array,
                        need: tuple[bool, bool]) -> tuple[Array, Array | None, Array | None]:
+        return self._chunked(self._rule_block, alpha, beta, 3, t, w, need)
+
+    def _rule_square(self, alpha: Array, beta: Array, t: Array, w: Array) -> Array:
+        return self._chunked(self._square_block, alpha, beta, 1, t, w)[0]
+
+    def _square_block(self, alpha: Array, beta: Array, t: Array, w: Array) -> tuple[Array]:
+        f = self.activation.f
+        out = np.zeros(np.broadcast_shapes(alpha.shape, beta.shape))
+        for tj, wj in zip(t, w, strict=True):
+            out += wj * f(alpha + beta * tj) ** 2
+        return (out,)
+
+    def _rule_block(self, alpha: Array, beta: Array, t: Array, w: Array,
+                    need: tuple[bool, bool]) -> tuple[Array, Array | None, Array | None]:
         act = self.activation
         s = np.zeros(np.broadcast_shapes(alpha.shape, beta.shape))
         ds = np.zeros_like(s) if need[0] else None
@@ -291,18 +343,15 @@ class ReducedRidgeUnit(units.Unit):
         alpha, beta = np.broadcast_arrays(np.asarray(alpha, float), np.asarray(beta, float))
         if self.pieces is not None:
             return self._closed_square(alpha, beta)
-        f = self.activation.f
         if self._fixed:
-            t, w = self.bins[0]
-            return sum(wj * f(alpha + beta * tj) ** 2 for tj, wj in zip(t, w, strict=True))
+            return self._rule_square(alpha, beta, *self.bins[0])
         which = self._bin_of(beta.ravel())
         self._ensure_bins(int(which.max(initial=0)))
-        out = np.zeros(alpha.size)
+        out = np.empty(alpha.size)
         a, b = alpha.ravel(), beta.ravel()
         for j in np.unique(which):
             sel = np.flatnonzero(which == j)
-            for tj, wj in zip(*self.bins[j], strict=True):
-                out[sel] += wj * f(a[sel] + b[sel] * tj) ** 2
+            out[sel] = self._rule_square(a[sel], b[sel], *self.bins[j])
         return out.reshape(alpha.shape)
 
     def averages(self, alpha: Array, beta: Array, need: tuple[bool, bool] = (True, True)
@@ -356,10 +405,34 @@ class ReducedRidgeUnit(units.Unit):
         alpha = xu @ a.T if self.k else np.zeros((len(x), len(theta)))
         return c, xu, r, alpha, np.outer(r, np.abs(q)), np.sign(q)
 
-    def values(self, x: Array, theta: Array) -> Array:
-        x, theta = self._check(x, theta)
+    def _memoised(self, kind: str, x: Array, theta: Array,
+                  compute: Callable[[Array, Array], Array]) -> Array:
+        """compute(x, theta), from the memo when this (kind, x, theta) was computed before
+        (a copy: callers may write into it)."""
+        size = 8 * len(x) * len(theta)
+        if size > self.memo_bytes:
+            return compute(x, theta)
+        digest = hashlib.blake2b(np.ascontiguousarray(x).view(np.uint8), digest_size=16)
+        digest.update(np.ascontiguousarray(theta).view(np.uint8))
+        key = (kind, x.shape, theta.shape, digest.digest())
+        hit = self._memo.get(key)
+        if hit is not None:
+            self._memo.move_to_end(key)
+            return hit.copy()
+        out = compute(x, theta)
+        self._memo[key] = out.copy()
+        self._memo_used += size
+        while self._memo_used > self.memo_bytes:
+            self._memo_used -= self._memo.popitem(last=False)[1].nbytes
+        return out
+
+    def _values(self, x: Array, theta: Array) -> Array:
         c, _, _, alpha, beta, _ = self._parts(x, theta)
         return self.averages(alpha, beta, (False, False))[0] * c
+
+    def values(self, x: Array, theta: Array) -> Array:
+        x, theta = self._check(x, theta)
+        return self._memoised("s", x, theta, self._values)
 
     #: s_red is the average of the units c sigma(w . x) over the direction of w_perp.
     averaged = True
@@ -369,6 +442,9 @@ class ReducedRidgeUnit(units.Unit):
         averages, so that MC = E_x[int s^2 rho - f^2] of a reduced density is the full
         network's (the resampling variance of n units in R^d), not that of (E_t s)^2."""
         x, theta = self._check(x, theta)
+        return self._memoised("s2", x, theta, self._values_squared)
+
+    def _values_squared(self, x: Array, theta: Array) -> Array:
         c, _, _, alpha, beta, _ = self._parts(x, theta)
         return self.square_average(alpha, beta) * (c * c)
 
@@ -710,7 +786,7 @@ def ridge_problem(activation: str | units.Activation, d: int, k: int, *,
                   a_min: float | None = None, symmetric: bool = False,
                   nodes_u: int = 40, nodes_r: int = 40, test_points: int = 2000,
                   seed: int = 0, t_final: float = 1.0, lam: float = 0.0,
-                  full_bound: float = 50.0, tol: float = 1e-13,
+                  full_bound: float = 50.0, tol: float = 1e-13, memo_bytes: int = 2**30,
                   name: str = "ridge") -> Reduction:
     """A ridge network c sigma(w . x) on a rotation-invariant law (invariant subspace U of
     dimension k), as a reduced Problem on theta_red = (c, a, q) in [-c_max, c_max] x
@@ -727,6 +803,9 @@ def ridge_problem(activation: str | units.Activation, d: int, k: int, *,
     w ~ N(0, I_d / d) when a_mean = 0), a ~ N(a_mean, w_std^2). The full problem's data are
     ``test_points`` draws of the law (seed), weights 1/M, with the law's sampler (SGD); their
     reductions are appended to the reduced rule with weight 0 (``Reduction.test``).
+    memo_bytes: the reduced unit keeps its values at (x, theta) pairs met before up to this
+    size (``ReducedRidgeUnit``): the PDE evaluates the test points at its fixed mesh points
+    at every output time.
     """
     law = law or DataLaw(d, k)
     if (law.d, law.k) != (d, k):
@@ -742,7 +821,7 @@ def ridge_problem(activation: str | units.Activation, d: int, k: int, *,
     full_points = law.sample(rng, test_points)
     base = reduced_quadrature(law, nodes_u, nodes_r)
     data = reduced_quadrature(law, nodes_u, nodes_r, extra=law.reduce(full_points))
-    unit = ReducedRidgeUnit(d, k, activation, c_fixed, tol=tol)
+    unit = ReducedRidgeUnit(d, k, activation, c_fixed, tol=tol, memo_bytes=memo_bytes)
 
     labelled = law.labelled
     if isinstance(target, str) and target == "label":
