@@ -27,9 +27,9 @@ RUNS = Path("runs")
 
 
 def parse_args(doc: str, argv: list[str] | None = None,
-               sizes: tuple[str, str] = ("small", "default")) -> argparse.Namespace:
+               sizes: tuple[str, ...] = ("small", "default")) -> argparse.Namespace:
     """The common options; ``doc`` is the example's module docstring, ``sizes`` the names of
-    the small size and of the default one."""
+    the small size, the default one and any others."""
     parser = argparse.ArgumentParser(description=doc.strip().splitlines()[0])
     parser.add_argument("--size", choices=sizes, default=sizes[1],
                         help=f"{sizes[0]}: the seconds-long size the tests run")

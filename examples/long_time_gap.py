@@ -7,7 +7,7 @@ ensembles, and the gap split into Fourier modes and into eigenmodes of the limit
 kernel (``benchmarks/healing_modes.py`` has the definitions). It measures whether the
 O(n^-1/2) gap heals to O(n^-1) over the widths >= 64, and which modes carry what is left.
 
-Outputs in the run directory (``runs/long-time-gap``): report.md (the tables), results.json
+Outputs in the run directory (``runs/long_time_gap``): report.md (the tables), results.json
 (every number), gallery.png (alpha(t); n gap^2 / MC per width; n |g_k|^2 per Fourier mode
 against the kernel's prediction; the particle loss against n), raw.npz (f_n - f_rho of every
 task), summary.json (written last). No DOLFINx needed.
@@ -31,7 +31,7 @@ from _common import open_run, parse_args, run
 
 from benchmarks import healing_modes as hm
 
-NAME = "long-time-gap"
+NAME = "long_time_gap"
 
 
 def main(argv: list[str] | None = None) -> dict:

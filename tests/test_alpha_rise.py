@@ -47,3 +47,18 @@ def test_alpha_rises_to_one():
     # the limit reaches the target; its error and the integrator's are far below every gap
     assert res["limit"]["loss"][-1] < 1e-2 * min(res["budget"]["smallest_gap"]) ** 2
     assert res["budget"]["gap_over_budget_min"] > 100
+
+
+def test_the_example_at_small_size(tmp_path):
+    """examples/alpha_rise.py --size small: the run directory, and alpha from ~1/2 to ~1."""
+    import json
+
+    from tests.conftest import load_example
+
+    out = tmp_path / "run"
+    load_example("alpha_rise").main(["--size", "small", "--output", str(out), "--no-progress"])
+    for name in ("gallery.png", "report.md", "results.json", "provenance.json"):
+        assert (out / name).is_file(), name
+    s = json.loads((out / "summary.json").read_text())
+    assert s["alpha_t0"][0] < 0.8 and s["alpha_final"][0] > 0.95
+    assert s["gap_over_budget_min"] > 100

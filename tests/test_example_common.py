@@ -10,9 +10,11 @@ from solver.errors import ConfigError
 from tests.conftest import load_example
 
 #: every script example but three_spin (whose Part A is particles only: test_example_three_spin)
-#: and long_time_gap (its limit is the numpy Lagrangian reference: test_long_time_gap)
+#: and long_time_gap, alpha_rise (their limits are numpy Lagrangian flows: test_long_time_gap,
+#: test_alpha_rise)
+NUMPY_ONLY = ("three_spin", "long_time_gap", "alpha_rise")
 NEED_DOLFINX = sorted(p.stem for p in (Path(__file__).resolve().parent.parent / "examples")
-                      .glob("[!_]*.py") if p.stem not in ("three_spin", "long_time_gap"))
+                      .glob("[!_]*.py") if p.stem not in NUMPY_ONLY)
 
 
 @pytest.mark.parametrize("name", NEED_DOLFINX)
