@@ -190,12 +190,15 @@ class Outputs(Monitor):
 
     ``problem``: the run's problem when the scheme steps a ``Problem.weighted()`` copy
     without its zero-weight data points; f_t at those is then evaluated here, at the output
-    times only, from the scheme's point measure (the rule its f is computed with)."""
+    times only, from the scheme's point measure (the rule its f is computed with); their unit
+    values are kept while the points do not move (up to ``MESH_MATRIX_BYTES``)."""
 
     def __init__(self, scheme: Scheme, writer: RunWriter, snapshot_indices,
                  problem: Problem | None = None):
         self.scheme, self.writer, self.snapshots = scheme, writer, snapshot_indices
         self.problem = problem
+        self._theta: np.ndarray | None = None  # the points of the cached unit values _S
+        self._S: np.ndarray | None = None
         if problem is not None:
             weighted = problem.data.weights > 0
             self.rows, self.zero = np.flatnonzero(weighted), np.flatnonzero(~weighted)
@@ -206,10 +209,18 @@ class Outputs(Monitor):
             return self.scheme.f.copy()
         zero, x = self.zero, self.problem.data.points[self.zero]
         theta, weights = self.scheme.point_measure()
-        local = np.zeros(len(zero))
-        for cols in functionals.column_blocks(len(x), len(theta), 1,
-                                              functionals.DEFAULT_MAX_BYTES):
-            local += self.problem.unit.values(x, theta[cols]) @ weights[cols]
+        if self._theta is None or not np.array_equal(theta, self._theta):
+            # an Eulerian scheme's points never move: their unit values are built once
+            self._theta = theta.copy()
+            self._S = (self.problem.unit.values(x, theta)
+                       if 8 * len(x) * len(theta) <= functionals.MESH_MATRIX_BYTES else None)
+        if self._S is not None:
+            local = self._S @ weights
+        else:
+            local = np.zeros(len(zero))
+            for cols in functionals.column_blocks(len(x), len(theta), 1,
+                                                  functionals.DEFAULT_MAX_BYTES):
+                local += self.problem.unit.values(x, theta[cols]) @ weights[cols]
         out = np.empty(self.problem.data.size)
         out[self.rows] = self.scheme.f
         values = np.empty_like(local)
