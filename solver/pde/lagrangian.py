@@ -45,11 +45,14 @@ import ufl
 from dolfinx import fem, mesh
 from mpi4py import MPI
 
+from solver.errors import SchemeFailure
 from solver.model import functionals
+from solver.model.ode import dp54_trial
 from solver.model.problem import Problem
 from solver.pde.dg_transport import exact_metric
 from solver.pde.meshes import check_mesh
 from solver.pde.scheme import Diagnostics
+from solver.pde.time_loop import ENERGY_TOLERANCE
 from solver.reference.rules import periodic_axes
 
 
@@ -258,10 +261,6 @@ class LagrangianStepper:
 
     def advance(self, remaining: float, last: Diagnostics, where: str
                 ) -> tuple[float, Diagnostics]:
-        from solver.errors import SchemeFailure
-        from solver.model.ode import dp54_trial
-        from solver.pde.time_loop import ENERGY_TOLERANCE
-
         y = self.scheme.density()
         min_dt = 1e-12 * self.problem.t_final
         while True:
