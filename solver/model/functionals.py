@@ -44,6 +44,7 @@ class UnitMatrix:
         M, Q = problem.data.size, len(self.theta)
         self._whole = problem.unit.values(problem.data.points, self.theta) if (
             8 * M * Q <= max_bytes) else None
+        self._second: np.ndarray | None = None  # values_squared of an averaged unit, on demand
 
     def _blocks(self) -> Iterator[tuple[slice, np.ndarray]]:
         if self._whole is not None:
@@ -63,9 +64,14 @@ class UnitMatrix:
     def forward_squared(self, weights: np.ndarray) -> np.ndarray:
         """sum_q S[m, q]^2 W_q, shape (M,); for an ``averaged`` unit (a reduced unit)
         sum_q S2[m, q] W_q with S2 = unit.values_squared, the second moment of the units it
-        stands for (blocks recomputed: this is called at output times only)."""
+        stands for (built once beside a whole S, else in blocks at every call)."""
         if self.problem.unit.averaged:
-            return forward_second_moment(self.problem, self.theta, weights, self.max_bytes)
+            if self._whole is None:
+                return forward_second_moment(self.problem, self.theta, weights, self.max_bytes)
+            if self._second is None:
+                self._second = self.problem.unit.values_squared(self.problem.data.points,
+                                                                self.theta)
+            return self._second @ weights
         out = np.zeros(self.problem.data.size)
         for cols, S in self._blocks():
             out += (S * S) @ weights[cols]

@@ -786,7 +786,7 @@ def ridge_problem(activation: str | units.Activation, d: int, k: int, *,
                   a_min: float | None = None, symmetric: bool = False,
                   nodes_u: int = 40, nodes_r: int = 40, test_points: int = 2000,
                   seed: int = 0, t_final: float = 1.0, lam: float = 0.0,
-                  full_bound: float = 50.0, tol: float = 1e-13, memo_bytes: int = 2**30,
+                  full_bound: float = 50.0, tol: float = 1e-13, memo_bytes: int = 0,
                   name: str = "ridge") -> Reduction:
     """A ridge network c sigma(w . x) on a rotation-invariant law (invariant subspace U of
     dimension k), as a reduced Problem on theta_red = (c, a, q) in [-c_max, c_max] x
@@ -804,8 +804,8 @@ def ridge_problem(activation: str | units.Activation, d: int, k: int, *,
     ``test_points`` draws of the law (seed), weights 1/M, with the law's sampler (SGD); their
     reductions are appended to the reduced rule with weight 0 (``Reduction.test``).
     memo_bytes: the reduced unit keeps its values at (x, theta) pairs met before up to this
-    size (``ReducedRidgeUnit``): the PDE evaluates the test points at its fixed mesh points
-    at every output time.
+    size (``ReducedRidgeUnit``; 0 by default: the PDE keeps the unit values of its fixed
+    points, test points and second moments included, itself).
     """
     law = law or DataLaw(d, k)
     if (law.d, law.k) != (d, k):
