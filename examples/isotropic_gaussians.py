@@ -269,11 +269,10 @@ def gallery(run_dir, size: Size, densities: dict, sgd: list[dict], times: np.nda
     ax.set_xlabel("t")
     ax.set_title("risk and classification error")
     ax.legend(fontsize=8)
-    fig.suptitle(f"Isotropic Gaussians (MMN), d={D}, Delta={DELTA}: 1-D PDE for |w| vs "
-                 f"SGD (n={size.n}, batch {size.batch}, dt={size.dt:g})")
-    fig.tight_layout()
-    fig.savefig(run_dir.path / "gallery.png", dpi=110)
-    plt.close(fig)
+    _common.save_figure(
+        fig, run_dir.path / "gallery.png",
+        f"Isotropic Gaussians (MMN), d={D}, Delta={DELTA}: 1-D PDE for |w| vs "
+        f"SGD (n={size.n}, batch {size.batch}, dt={size.dt:g})")
 
 
 # --- main -------------------------------------------------------------------------------

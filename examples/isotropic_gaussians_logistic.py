@@ -151,11 +151,10 @@ def gallery(run_dir, size: iso.Size, densities: dict, sgd: list[dict], times: np
     ax.set_yscale("log")
     ax.set(xlabel="t", ylim=(1e-6, 1.0), title="logistic loss and classification error")
     ax.legend(fontsize=8)
-    fig.suptitle(f"Isotropic Gaussians (MMN), logistic loss, d={iso.D}, Delta={iso.DELTA}: "
-                 f"1-D PDE for |w| vs SGD (n={size.n}, batch {size.batch}, dt={size.dt:g})")
-    fig.tight_layout()
-    fig.savefig(run_dir.path / "gallery.png", dpi=110)
-    plt.close(fig)
+    _common.save_figure(
+        fig, run_dir.path / "gallery.png",
+        f"Isotropic Gaussians (MMN), logistic loss, d={iso.D}, Delta={iso.DELTA}: "
+        f"1-D PDE for |w| vs SGD (n={size.n}, batch {size.batch}, dt={size.dt:g})")
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -165,11 +165,10 @@ def gallery(run_dir, size: Size, studies: list[dict]) -> None:
     axes[2].axhline(0.5, color="k", ls=":")
     for ax in axes:
         ax.legend(fontsize=7)
-    fig.suptitle(f"single-index teacher tanh(x_1), tanh student, online SGD (rk4, dt "
-                 f"{size.dt:g}, batch {size.batch}) vs the 2-D reduced PDE")
-    fig.tight_layout()
-    fig.savefig(run_dir.path / "gallery.png", dpi=110)
-    plt.close(fig)
+    _common.save_figure(
+        fig, run_dir.path / "gallery.png",
+        f"single-index teacher tanh(x_1), tanh student, online SGD (rk4, dt "
+        f"{size.dt:g}, batch {size.batch}) vs the 2-D reduced PDE")
 
 
 def main(argv: list[str] | None = None) -> None:
