@@ -265,14 +265,14 @@ class LagrangianStepper:
         min_dt = 1e-12 * self.problem.t_final
         while True:
             dt = min(self.next_dt, self.settings.max_step, remaining)
-            new, err, _ = dp54_trial(self._rhs, y, dt)
+            # the last stage evaluates rhs(new): the scheme is then at the new state
+            _, err, _ = dp54_trial(self._rhs, y, dt)
             norm = self._norm(err)
             if not np.isfinite(norm):
                 raise SchemeFailure(f"{where}: non-finite node positions (dt = {dt:.3g}); "
                                     "check [unit] and [initial]")
             factor = self.SAFETY * norm ** -0.2 if norm > 0 else self.GROW
             if norm <= 1.0:
-                self.scheme.set_density(new)
                 d = self.scheme.diagnostics()
                 if d.energy <= last.energy + ENERGY_TOLERANCE * abs(last.energy):
                     outside = self.scheme.mass_outside()
