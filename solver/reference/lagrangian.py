@@ -30,6 +30,10 @@ Initial rules (``rule``):
 - "sphere": for a sphere domain (unit vectors in R^2 or R^3) and a density on it, the product
   rule (composite Gauss-Legendre in cos(polar angle) x trapezoid in azimuth, about the north
   pole) weighted by the density, ``nodes`` = Gauss-Legendre nodes in the polar direction.
+- "rqmc": ``nodes`` (a power of 2) equal-weight scrambled Sobol' nodes of rho_0 (seed
+  ``scramble``; ``rules.rqmc_rule``), those outside the domain dropped as for "native". One
+  scramble is one randomised estimate; ``solver.reference.rqmc`` averages independent ones
+  into an estimate with a confidence interval.
 
 Integrators: "rk4" classical Runge-Kutta with a fixed step <= dt, retracting onto the domain's
 chart (``domain.retract``) after each step; "dop853" scipy's adaptive 8th-order Dormand-Prince
@@ -56,6 +60,7 @@ from solver.reference.rules import (
     periodic_axes,
     periodic_trapezoid,
     restricted_rule,
+    rqmc_rule,
     tensor,
 )
 
@@ -114,8 +119,8 @@ def _has_curvature(problem: Problem) -> bool:
     return getattr(problem.loss, "has_d2", True)
 
 
-def initial_nodes(problem: Problem, nodes: int | Sequence[int] = 32, rule: str = "native"
-                  ) -> tuple[np.ndarray, np.ndarray, float, float]:
+def initial_nodes(problem: Problem, nodes: int | Sequence[int] = 32, rule: str = "native",
+                  scramble: int = 0) -> tuple[np.ndarray, np.ndarray, float, float]:
     """(theta (Q, k), W (Q,) summing to 1, weight dropped outside the domain, mass cut).
 
     See the module docstring for the rules. Warns (RuntimeWarning) when nodes are dropped.
@@ -134,9 +139,15 @@ def initial_nodes(problem: Problem, nodes: int | Sequence[int] = 32, rule: str =
             raise ValueError("rule 'sphere': the domain is not a sphere")
         theta, W = _sphere_rule(problem, int(np.max(nodes)))
         return theta, W, 0.0, 0.0
-    if rule != "native":
-        raise ValueError(f"rule: expected 'native', 'domain', 'grid' or 'sphere', got {rule!r}")
-    theta, W = native_rule(problem.initial, nodes)
+    if rule == "rqmc":
+        if np.ndim(nodes) != 0:
+            raise ValueError(f"rule 'rqmc': nodes is the total count (a power of 2), got {nodes}")
+        theta, W = rqmc_rule(problem.initial, int(nodes), scramble)
+    elif rule == "native":
+        theta, W = native_rule(problem.initial, nodes)
+    else:
+        raise ValueError(f"rule: expected 'native', 'domain', 'grid', 'sphere' or 'rqmc', got "
+                         f"{rule!r}")
     inside = problem.domain.contains(theta)
     dropped = float(W[~inside].sum())
     if dropped > DROP_WARNING:
@@ -181,18 +192,20 @@ class _Recorder:
 
 def lagrangian_flow(problem: Problem, times: Sequence[float], nodes: int | Sequence[int] = 32,
                     dt: float = 0.01, rule: str = "native", integrator: str = "rk4",
-                    rtol: float = 1e-10, atol: float = 1e-12) -> LagrangianResult:
+                    rtol: float = 1e-10, atol: float = 1e-12, scramble: int = 0
+                    ) -> LagrangianResult:
     """Move the weighted nodes of rho_0 along the characteristics (module docstring).
 
     times: increasing output times starting at 0. With integrator "rk4" each output interval
     is split into equal steps no longer than dt; "dop853" uses rtol/atol instead.
+    scramble: the seed of rule "rqmc".
     """
     if np.isfinite(problem.beta):
         raise ValueError("lagrangian_flow: noiseless problems only (beta = inf)")
     times = np.asarray(times, dtype=float)
     if times.ndim != 1 or times[0] != 0 or np.any(np.diff(times) <= 0):
         raise ValueError("times: need increasing output times starting at 0")
-    theta, W, dropped, cut = initial_nodes(problem, nodes, rule)
+    theta, W, dropped, cut = initial_nodes(problem, nodes, rule, scramble)
     Q, k = theta.shape
     theta = problem.domain.retract(theta.copy())
     record = _Recorder(problem, W)

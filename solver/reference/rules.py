@@ -18,6 +18,12 @@
 - Native rules of rho_0 itself on R^k: tensor Gauss-Hermite for N(mean, diag std^2) mapped to its
   mean and std, tensor Gauss-Legendre for a Uniform on its box, and for a GaussianMixture the
   union of its components' rules with weights times the component probabilities.
+- Randomised quasi-Monte Carlo (RQMC) nodes of rho_0: a scrambled Sobol' sequence u_q in
+  [0, 1)^k (Owen scrambling, seed ``scramble``) mapped by rho_0's inverse CDF axis by axis
+  (a Gaussian with diagonal covariance, a Uniform, or Gaussian x von Mises), equal weights.
+  Each scramble gives an unbiased estimate of int g rho_0 with error O(n^-1 (log n)^k) for g
+  of bounded variation (faster for smooth g) instead of Monte Carlo's n^-1/2; independent
+  scrambles give a confidence interval.
 """
 
 from __future__ import annotations
@@ -27,10 +33,13 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
+from scipy.special import ndtri
+from scipy.stats import qmc, vonmises
 
-from solver.model.density import Density, Gaussian, GaussianMixture, Uniform
+from solver.model.density import Density, Gaussian, GaussianMixture, GaussianVonMises, Uniform
 from solver.model.domain import Domain
 
+TWO_PI = 2 * np.pi
 #: Gauss-Legendre nodes per panel of the adaptive restricted-density rules.
 PANEL_NODES = 20
 #: Relative agreement required between the quadrature mass and ``Density.mass_in``.
@@ -282,3 +291,26 @@ def native_rule(density: Density, n: int | Sequence[int]) -> tuple[np.ndarray, n
     raise NotImplementedError(
         f"native rule: no Gauss rule for {type(density).__name__}; use rule='domain'"
     )
+
+
+def rqmc_rule(density: Density, n: int, scramble: int) -> tuple[np.ndarray, np.ndarray]:
+    """n = 2^m equal-weight RQMC nodes (n, k) of rho_0 (module docstring): theta_q =
+    F^-1(u_q) axis by axis, u_q the scrambled Sobol' points of seed ``scramble``."""
+    if n < 2 or n & (n - 1):
+        raise ValueError(f"rqmc rule: nodes must be a power of 2 (Sobol' balance), got {n}")
+    u = qmc.Sobol(density.dim, scramble=True, seed=np.random.default_rng(scramble)).random(n)
+    if isinstance(density, Gaussian):
+        theta = density.mean + density.std * ndtri(u)
+    elif isinstance(density, Uniform):
+        theta = density.lower + (density.upper - density.lower) * u
+    elif isinstance(density, GaussianVonMises):
+        flat = density.mean[:-1] + density.std * ndtri(u[:, :-1])
+        z = (density.mean[-1] + TWO_PI * (u[:, -1] - 0.5) if density.kappa == 0 else
+             vonmises.ppf(u[:, -1], density.kappa, loc=density.mean[-1]))
+        theta = np.column_stack([flat, z])
+    else:
+        raise NotImplementedError(
+            f"rqmc rule: needs rho_0 with independent axes (gaussian, uniform or "
+            f"gaussian_von_mises), got "
+            f"{type(density).__name__}; use rule='native' or 'domain'")
+    return theta, np.full(n, 1.0 / n)
