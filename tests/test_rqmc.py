@@ -60,13 +60,18 @@ def test_scrambles_are_independent_and_reproducible():
 
 def test_interval_covers_the_exact_polar_flow():
     """Circle, Y = 1, to t = 10: the ladder 128 -> 512 nodes (8 scrambles) puts the exact E
-    inside its error, which is below 5e-3 relative; the interval shrinks faster than n^-1/2."""
+    and f_t inside their errors; E's is below 5e-3 relative, and the interval shrinks faster
+    than n^-1/2."""
     times = np.array([0.0, 2.0, 10.0])
     problem = polar_flow_problem(Circle(), target=1.0, t_final=10.0)
-    exact = PolarFlow(Circle(), target=1.0, nodes=2**14).energy(times)
+    flow = PolarFlow(Circle(), target=1.0, nodes=2**14)
+    exact = flow.energy(times)
+    mean_cos = np.array([flow.mean_cos(s) for s in flow.sigma(times)])
+    exact_f = mean_cos[:, None] * np.cos(problem.data.points[:, 0])[None, :]
     ladder = rqmc_ladder(problem, times, [128, 512], scrambles=8)
     error = np.abs(ladder.energy - exact)
     assert np.all(error[1:] <= ladder.energy_error[1:])
+    assert np.all(np.abs(ladder.f - exact_f)[1:] <= ladder.f_error[1:])
     assert np.all(ladder.energy_error[1:] / exact[1:] < 5e-3)
     coarse, fine = (level.energy_half_width[1:] for level in ladder.levels)
     assert np.all(fine < coarse / 2)  # QMC: ~ n^-1 (Monte Carlo: n^-1/2, a factor 2)

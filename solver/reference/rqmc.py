@@ -66,8 +66,8 @@ class RQMCEstimate:
 
     @property
     def f_half_width(self) -> np.ndarray:
-        """Half-width of the interval of ||f_mean||: that of each f(x_m), in rms over m."""
-        return np.sqrt(np.mean(self._half_width(self.f) ** 2, axis=-1))
+        """(T, M): the half-width of the interval of each f_t(x_m)."""
+        return self._half_width(self.f)
 
 
 def rqmc_estimate(problem: Problem, times: Sequence[float], nodes: int, scrambles: int = 8,
@@ -96,8 +96,8 @@ def rqmc_estimate(problem: Problem, times: Sequence[float], nodes: int, scramble
 
 @dataclass
 class RQMCLadder:
-    """Estimates at nodes n, 4n, ...; ``error``: the finest level's half-width plus its
-    distance to the level before (per output time), for E and for f (rms over the data)."""
+    """Estimates at nodes n, 4n, ...; ``*_error``: the finest level's half-width plus its
+    distance to the level before, for E (T,) and for f (T, M)."""
 
     levels: list[RQMCEstimate]
 
@@ -111,10 +111,13 @@ class RQMCLadder:
         return fine.energy_half_width + np.abs(fine.energy_mean - coarse.energy_mean)
 
     @property
+    def f(self) -> np.ndarray:
+        return self.levels[-1].f_mean
+
+    @property
     def f_error(self) -> np.ndarray:
         fine, coarse = self.levels[-1], self.levels[-2]
-        shift = np.sqrt(np.mean((fine.f_mean - coarse.f_mean) ** 2, axis=-1))
-        return fine.f_half_width + shift
+        return fine.f_half_width + np.abs(fine.f_mean - coarse.f_mean)
 
     def consistent(self) -> np.ndarray:
         """Per time: whether the two finest levels' intervals overlap (no visible bias)."""
