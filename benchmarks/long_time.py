@@ -15,13 +15,17 @@ flow on the cylinder [-3, 3] x S^1 (c carried along).
 
 "flagship": the circle-RBF problem on the cylinder [-5, 5] x S^1 (benchmarks.problems), whose
 limit concentrates onto the teacher's three atoms; no exact solution: E(t) at t = 4, 10, 50,
-200 from DG2 on 32^2 ... 96^2 cells and from the lagrangian scheme at several node sets, to
-see whether either converges there.
+200 from DG2 on 32^2 ... 96^2 cells and from the lagrangian scheme at several node sets,
+and their errors in E and f_t against the RQMC reference (solver.reference.rqmc: 4096,
+16384, 65536 scrambled Sobol' nodes x 8 scrambles, error = the finest level's 90 % interval
+half-width + its shift from the level before; each scramble kept in the directory
+--reference, default runs/flagship-rqmc, and read back on later runs; scrambles split over
+the ranks under mpiexec).
 
 "sensitivity": how much E(10), E(50) of the flagship move when rho_0's std moves by 1e-4.
 
 Run:  OPENBLAS_NUM_THREADS=1 .venv/bin/python -m benchmarks.long_time
-          [circle|sphere|cylinder|flagship|sensitivity] [--quick]
+          [circle|sphere|cylinder|flagship|sensitivity] [--quick] [--reference FILE]
 """
 
 from __future__ import annotations
@@ -36,6 +40,7 @@ from mpi4py import MPI
 from solver.model.domain import Circle, Cylinder, Sphere
 from solver.reference.lagrangian import lagrangian_flow
 from solver.reference.polar_flow import PolarFlow, polar_flow_problem
+from solver.reference.rqmc import RQMCLadder, rqmc_estimate
 
 TIMES = np.array([0.0, 10.0, 50.0, 200.0])
 TARGET = 1.0
@@ -69,6 +74,8 @@ def main() -> None:
     parser.add_argument("domain", nargs="?", default="circle",
                         choices=("circle", "sphere", "cylinder", "flagship", "sensitivity"))
     parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--reference", default="runs/flagship-rqmc",
+                        help="flagship: the directory that keeps the RQMC reference's runs")
     args = parser.parse_args()
     if args.domain == "sensitivity":
         sensitivity()
@@ -76,7 +83,8 @@ def main() -> None:
     if args.domain == "flagship":
         flagship([32] if args.quick else [32, 48, 64, 96],
                  [(2, (16, 16)), (2, (32, 32))] if args.quick else
-                 [(2, (16, 16)), (2, (32, 32)), (2, (64, 64)), (3, (64, 64)), (4, (64, 64))])
+                 [(2, (16, 16)), (2, (32, 32)), (2, (64, 64)), (3, (64, 64)), (4, (64, 64))],
+                 args.reference)
         return
     sphere = args.domain == "sphere"
     domain = {"sphere": Sphere(3), "circle": Circle(), "cylinder": Cylinder(-3.0, 3.0)}[
@@ -156,30 +164,68 @@ def _at(settings, times: np.ndarray):
     return replace(settings, outputs=int(times[-1] // step))
 
 
-def flagship(levels, lagrangian) -> None:
+FLAGSHIP_TIMES = np.array([0.0, 4.0, 10.0, 50.0, 200.0])
+#: the RQMC reference's node counts (x 4 each) and scrambles
+REFERENCE_NODES, REFERENCE_SCRAMBLES = (4096, 16384, 65536), 8
+
+
+def flagship_reference(store: str) -> RQMCLadder:
+    """The flagship's RQMC ladder at FLAGSHIP_TIMES (scrambles over MPI.COMM_WORLD), each
+    scramble kept in (and, when there, read from) the directory ``store``."""
+    from benchmarks.problems import circle_rbf
+
+    comm = MPI.COMM_WORLD
+    problem = circle_rbf(t_final=200.0, domain=Cylinder(-5.0, 5.0))
+    levels = []
+    for n in REFERENCE_NODES:
+        start = time.perf_counter()
+        levels.append(rqmc_estimate(problem, FLAGSHIP_TIMES, n, REFERENCE_SCRAMBLES, comm=comm,
+                                    store=store))
+        if comm.rank == 0:
+            est, wall = levels[-1], time.perf_counter() - start
+            bars = ", ".join(f"{e:.8e} +- {h:.1e}" for e, h in zip(
+                est.energy_mean[1:], est.energy_half_width[1:], strict=True))
+            print(f"RQMC {n:6d} nodes x {REFERENCE_SCRAMBLES}: {wall:7.1f} s, E(t) +- 90 %: "
+                  + bars, flush=True)
+    return RQMCLadder(levels)
+
+
+def flagship(levels, lagrangian, reference: str) -> None:
     """E(t) of the flagship problem at t = 4, 10, 50, 200 from DG2 on each mesh and from the
-    lagrangian scheme at each (degree, cells)."""
+    lagrangian scheme at each (degree, cells); their errors in E and f_t (max over the data,
+    relative to max |f_t|) against the RQMC reference."""
     from benchmarks.dg_translation import march
     from benchmarks.problems import circle_rbf
-    from solver.model.domain import Cylinder
     from solver.pde.solve import make_scheme
     from solver.settings import PDESettings
 
-    times = np.array([0.0, 4.0, 10.0, 50.0, 200.0])
+    times = FLAGSHIP_TIMES
+    ref = flagship_reference(reference)
+    scale = np.max(np.abs(ref.f), axis=1)
+    print("RQMC reference (relative error bars):")
+    print("  " + ", ".join(f"E({t:g}) = {e:.6e} +- {u / e:.1e}, f +- {np.max(g) / s:.1e}"
+                           for t, e, u, g, s in zip(times[2:], ref.energy[2:],
+                                                    ref.energy_error[2:], ref.f_error[2:],
+                                                    scale[2:], strict=True))
+          + f"; consecutive levels consistent: {bool(ref.consistent()[1:].all())}")
     problem = circle_rbf(t_final=200.0, domain=Cylinder(-5.0, 5.0))
-    print(f"{'DG2 cells':>10} {'wall s':>8} {'steps':>6} "
-          + " ".join(f"{'E(' + str(int(t)) + ')':>20}" for t in times[1:]))
+    print(f"{'method':>16} {'wall s':>8} {'steps':>6} "
+          + " ".join(f"{'E(' + str(int(t)) + ')':>14} {'E err':>8} {'f err':>8}"
+                     for t in times[2:]))
+
+    def row(label, energy, f, wall, steps):
+        cols = " ".join(f"{energy[i]:14.8e} {abs(energy[i] / ref.energy[i] - 1):8.1e} "
+                        f"{np.max(np.abs(f[i] - ref.f[i])) / scale[i]:8.1e}"
+                        for i in range(2, len(times)))
+        print(f"{label:>16} {wall:8.1f} {steps:6d} {cols}", flush=True)
+
     for n in levels:
         s = make_scheme(problem, PDESettings(cells=(n, n), scheme="dg", degree=2,
                                              progress=False), MPI.COMM_SELF)
         s.set_density(s.initial_density())
-        energy, _, wall, steps = march(s, times)
-        print(f"{n:>8}^2 {wall:8.1f} {steps:6d} " + " ".join(f"{e:20.12e}" for e in energy[1:]),
-              flush=True)
+        row(f"DG2 {n}^2", *march(s, times))
     for degree, cells in lagrangian:
-        energy, _, wall, steps = scheme_run(problem, degree, cells, times)
-        print(f"L{degree} {cells[0]:>3}x{cells[1]:<3} {wall:8.1f} {steps:6d} "
-              + " ".join(f"{e:20.12e}" for e in energy[1:]), flush=True)
+        row(f"L{degree} {cells[0]}x{cells[1]}", *scheme_run(problem, degree, cells, times))
 
 
 def sensitivity() -> None:

@@ -96,3 +96,58 @@ def test_ranks_split_the_scrambles():
     alone = rqmc_estimate(problem, times, 64, scrambles=3)
     assert np.array_equal(split.energy, alone.energy)
     assert np.array_equal(split.f, alone.f)
+
+
+def test_store_resumes_finished_scrambles(tmp_path, monkeypatch):
+    """Scrambles kept in the store are read back, not recomputed (bitwise the same), and a
+    store made for other times is refused with the fix named."""
+    import solver.reference.rqmc as rqmc
+
+    problem = polar_flow_problem(Circle(), target=1.0, t_final=2.0)
+    first = rqmc_estimate(problem, [0.0, 1.0, 2.0], 64, scrambles=3, store=tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [f"rqmc-64-{s}.npz" for s in range(3)]
+    (tmp_path / "rqmc-64-1.npz").unlink()  # as if killed before scramble 1 was written
+    calls = []
+    real = rqmc.lagrangian_flow
+    monkeypatch.setattr(rqmc, "lagrangian_flow", lambda *a, **k: calls.append(1) or real(*a, **k))
+    again = rqmc_estimate(problem, [0.0, 1.0, 2.0], 64, scrambles=3, store=tmp_path)
+    assert len(calls) == 1
+    assert np.array_equal(first.energy, again.energy) and np.array_equal(first.f, again.f)
+    with pytest.raises(ValueError, match=r"another run.*empty store"):
+        rqmc_estimate(problem, [0.0, 2.0], 64, scrambles=3, store=tmp_path)
+
+
+def test_energy_rise_stops_the_run(monkeypatch):
+    """The node flow dissipates E: an integrator that lets it rise is stopped, naming rtol."""
+    import solver.reference.rqmc as rqmc
+
+    problem = polar_flow_problem(Circle(), target=1.0, t_final=2.0)
+    real = rqmc.lagrangian_flow
+
+    def rising(*args, **kwargs):
+        run = real(*args, **kwargs)
+        run.energy[-1] = run.energy[0] * 1.01
+        return run
+
+    monkeypatch.setattr(rqmc, "lagrangian_flow", rising)
+    with pytest.raises(RuntimeError, match=r"E rose.*lower rtol"):
+        rqmc_estimate(problem, [0.0, 1.0, 2.0], 64, scrambles=2)
+
+
+@pytest.mark.mpi
+def test_a_failing_rank_stops_every_rank(monkeypatch):
+    """A scramble that fails on one rank raises on all (no rank left waiting in a gather)."""
+    import solver.reference.rqmc as rqmc
+
+    comm = MPI.COMM_WORLD
+    real = rqmc.lagrangian_flow
+
+    def fail_on_last(*args, **kwargs):
+        if comm.rank == comm.size - 1:
+            raise FloatingPointError("non-finite nodes")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(rqmc, "lagrangian_flow", fail_on_last)
+    problem = polar_flow_problem(Circle(), target=1.0, t_final=1.0)
+    with pytest.raises((FloatingPointError, RuntimeError), match="non-finite"):
+        rqmc_estimate(problem, [0.0, 1.0], 64, scrambles=2, comm=comm)

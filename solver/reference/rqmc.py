@@ -18,18 +18,31 @@ Unlike a mesh, the nodes never lose the concentrating or phase-mixing density at
 the error is that of integrating the pulled-back g o Phi_t against rho_0, whose variation,
 not smoothness, sets the RQMC rate. Scrambles are split over the ranks of ``comm`` (each is
 deterministic given its seed, so the result does not depend on the number of ranks).
+
+Checks and restarts: the n-node flow is the gradient flow of E on the node measure, so
+E_n(t) must not rise between outputs (a rise beyond round-off stops the run, naming rtol);
+mass and positivity are exact (equal weights). With ``store`` each finished scramble is
+written atomically to store/rqmc-<nodes>-<scramble>.npz, and a later call with the same
+store reuses it (after a kill, only the unfinished scrambles run again; a file made for
+other times, nodes or seeds is refused).
 """
 
 from __future__ import annotations
 
+import io
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 from scipy.stats import t as student_t
 
+from solver.io import write_bytes_atomic
 from solver.model.problem import Problem
 from solver.reference.lagrangian import lagrangian_flow
+
+#: E_n may rise between outputs by at most this fraction of E_n(0) (integration error).
+ENERGY_RISE_TOL = 1e-9
 
 
 @dataclass
@@ -70,28 +83,66 @@ class RQMCEstimate:
         return self._half_width(self.f)
 
 
+def _scramble_run(problem: Problem, times: np.ndarray, nodes: int, seed: int, rtol: float,
+                  path: Path | None) -> tuple[np.ndarray, np.ndarray]:
+    """(E (T,), f (T, M)) of one scramble: from ``path`` if it holds this run, else
+    computed, checked and (with a path) written there."""
+    if path is not None and path.exists():
+        saved = np.load(path)
+        if (int(saved["nodes"]) != nodes or int(saved["seed"]) != seed
+                or not np.array_equal(saved["times"], times)):
+            raise ValueError(f"rqmc store: {path} holds another run (nodes, seed or times "
+                             f"differ); give an empty store directory or remove the file")
+        return saved["energy"], saved["f"]
+    run = lagrangian_flow(problem, times, nodes, rule="rqmc", integrator="dop853",
+                          rtol=rtol, atol=rtol * 1e-2, scramble=seed)
+    rise = np.max(np.diff(run.energy), initial=0.0)
+    if rise > ENERGY_RISE_TOL * run.energy[0]:
+        raise RuntimeError(f"rqmc: E rose by {rise:.3e} between outputs of scramble {seed} "
+                           f"(the node flow dissipates E): lower rtol (got {rtol:g})")
+    if path is not None:
+        buffer = io.BytesIO()
+        np.savez(buffer, nodes=nodes, seed=seed, times=times, energy=run.energy, f=run.f)
+        write_bytes_atomic(path, buffer.getvalue())
+    return run.energy, run.f
+
+
 def rqmc_estimate(problem: Problem, times: Sequence[float], nodes: int, scrambles: int = 8,
                   entropy: int = 0, rtol: float = 1e-9, level: float = 0.9,
-                  comm=None) -> RQMCEstimate:
+                  comm=None, store: str | Path | None = None) -> RQMCEstimate:
     """S = ``scrambles`` >= 2 independent RQMC runs of ``nodes`` nodes (DOP853, rtol;
-    scramble seeds (entropy, nodes, s)); split over ``comm``'s ranks, gathered on all."""
+    scramble seeds from (entropy, nodes, s)); split over ``comm``'s ranks, gathered on all;
+    each kept in ``store`` when given (module docstring)."""
     if scrambles < 2:
         raise ValueError(f"rqmc_estimate: scrambles must be >= 2 for an interval, got {scrambles}")
+    times = np.asarray(times, dtype=float)
     rank, size = (0, 1) if comm is None else (comm.rank, comm.size)
-    mine = {}
-    for s in range(rank, scrambles, size):
-        seed = int(np.random.SeedSequence([entropy, nodes, s]).generate_state(1)[0])
-        run = lagrangian_flow(problem, times, nodes, rule="rqmc", integrator="dop853",
-                              rtol=rtol, atol=rtol * 1e-2, scramble=seed)
-        mine[s] = (run.energy, run.f)
+    if store is not None:
+        store = Path(store)
+        store.mkdir(parents=True, exist_ok=True)
+    mine, error = {}, None
+    try:
+        for s in range(rank, scrambles, size):
+            seed = int(np.random.SeedSequence([entropy, nodes, s]).generate_state(1)[0])
+            path = None if store is None else store / f"rqmc-{nodes}-{s}.npz"
+            mine[s] = _scramble_run(problem, times, nodes, seed, rtol, path)
+    except Exception as exc:  # every rank must reach the gather below
+        if comm is None or size == 1:
+            raise
+        error = exc
     if comm is not None and size > 1:
+        failed = comm.allgather(None if error is None else f"rank {rank}: {error}")
+        if error is not None:
+            raise error
+        if any(failed):
+            raise RuntimeError("rqmc: " + "; ".join(m for m in failed if m))
         merged: dict = {}
         for part in comm.allgather(mine):
             merged.update(part)
         mine = merged
     order = [mine[s] for s in range(scrambles)]
-    return RQMCEstimate(np.asarray(times, dtype=float), nodes,
-                        np.array([e for e, _ in order]), np.array([f for _, f in order]), level)
+    return RQMCEstimate(times, nodes, np.array([e for e, _ in order]),
+                        np.array([f for _, f in order]), level)
 
 
 @dataclass
