@@ -44,6 +44,8 @@ each unit (``dense_problem`` is the same unit as a ``CallableUnit`` for the dens
 tests/test_alpha_rise.py checks the two agree).
 
 Run:  OPENBLAS_NUM_THREADS=1 .venv/bin/python -m benchmarks.alpha_rise --size small
+      (under mpiexec -n N the (width, seed) runs and the limit's two node sets are dealt
+      over the ranks; the results do not depend on N)
       (--size full --json runs/alpha-rise.json --plot docs/figures/alpha_rise.png: the README's
       figure)
 """
@@ -103,6 +105,11 @@ SIZES = {
                                                         4096, 8192),
                   seeds=16, times=(0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 8.0, 10.0, 12.0),
                   nodes=2**17),
+    # widths 64..16384 (issue 15's range): M = 2^21, eps n rho*_max = 0.049 at n = 16384
+    "decades": Study(Setting(M=2**21, eps=1.25e-5), widths=(64, 128, 256, 512, 1024, 2048, 4096,
+                                                            8192, 16384),
+                     seeds=16, times=(0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 10.0, 12.0),
+                     nodes=2**17, fit_min=64),
 }
 
 
@@ -223,15 +230,26 @@ class Limit:
     wall: float
 
 
-def limit(lat: SawtoothLattice, times: np.ndarray, nodes: int, rtol: float = 1e-10) -> Limit:
+def _split(comm) -> tuple[int, int]:
+    return (0, 1) if comm is None else (comm.rank, comm.size)
+
+
+def limit(lat: SawtoothLattice, times: np.ndarray, nodes: int, rtol: float = 1e-10,
+          comm=None) -> Limit:
     """The limit from rho_0 uniform: Q equal-weight equispaced nodes (the periodic trapezoid,
-    spectrally accurate while the smoothed steps overlap, Q eps rho >> 1), and Q -> 2Q."""
+    spectrally accurate while the smoothed steps overlap, Q eps rho >> 1), and Q -> 2Q (on
+    two ranks, one each)."""
     start = time.perf_counter()
-    out = []
-    for Q in (nodes, 2 * nodes):
-        z0 = TWO_PI * (np.arange(Q) + 0.5) / Q
-        out.append(flow(lat, z0, np.full(Q, 1.0 / Q), times, rtol))
-    f, pos, _ = out[0]
+    rank, size = _split(comm)
+    out = {}
+    for j, Q in enumerate((nodes, 2 * nodes)):
+        if j % size == rank:
+            z0 = TWO_PI * (np.arange(Q) + 0.5) / Q
+            out[j] = flow(lat, z0, np.full(Q, 1.0 / Q), times, rtol)[:2]
+    if size > 1:
+        for part in comm.allgather(out):
+            out.update(part)
+    f, pos = out[0]
     err = np.sqrt(np.mean((f - out[1][0]) ** 2, axis=1))
     return Limit(times, f, np.array([lat.loss(x) for x in f]), np.array([lat.mc(x) for x in f]),
                  err, pos, time.perf_counter() - start)
@@ -240,11 +258,11 @@ def limit(lat: SawtoothLattice, times: np.ndarray, nodes: int, rtol: float = 1e-
 @dataclass
 class Ensemble:
     widths: np.ndarray
-    d: list[np.ndarray]          # per width (S, T, M): f_n - f_rho
+    sq: list[np.ndarray]         # per width (S, T): ||f_n - f_rho||^2_mu
     loss: list[np.ndarray]       # per width (S, T)
     integrator_error: np.ndarray  # (T,) largest width, first seed: rtol vs rtol / 100
     calls: dict[int, float]
-    wall: dict[int, float]
+    wall: dict[int, float]       # per width: the seconds of its runs, summed over the ranks
 
 
 def initial(study: Study, n: int, seed: int) -> np.ndarray:
@@ -252,27 +270,42 @@ def initial(study: Study, n: int, seed: int) -> np.ndarray:
     return rng.uniform(0.0, TWO_PI, n)
 
 
-def ensemble(lat: SawtoothLattice, study: Study, lim: Limit, progress: bool = False) -> Ensemble:
-    d, losses, calls, wall = [], [], {}, {}
-    for n in study.widths:
-        start = time.perf_counter()
-        dn, ln, cn = [], [], []
-        for s in range(study.seeds):
-            f, _, c = flow(lat, initial(study, n, s), np.full(n, 1.0 / n), lim.times, study.rtol)
-            dn.append(f - lim.f)
-            ln.append([lat.loss(x) for x in f])
-            cn.append(c)
-        d.append(np.array(dn))
-        losses.append(np.array(ln))
-        calls[n] = float(np.mean(cn))
-        wall[n] = time.perf_counter() - start
-        if progress:
-            print(f"  n = {n}: {study.seeds} seeds in {wall[n]:.1f} s "
-                  f"({calls[n]:.0f} RHS per run)", flush=True)
-    n = study.widths[-1]
-    f, _, _ = flow(lat, initial(study, n, 0), np.full(n, 1.0 / n), lim.times, study.rtol / 100)
-    err = np.sqrt(np.mean((d[-1][0] + lim.f - f) ** 2, axis=1))
-    return Ensemble(np.array(study.widths), d, losses, err, calls, wall)
+def ensemble(lat: SawtoothLattice, study: Study, lim: Limit, progress: bool = False,
+             comm=None) -> Ensemble:
+    """Every (width, seed) run, width-major, dealt round-robin over ``comm``'s ranks and
+    gathered on all; only ||f_n - f_rho||^2 and the loss per output are kept (a run's f is
+    M floats per output: 16 seeds x 11 outputs at M = 2^21 would be 3 GB per width)."""
+    rank, size = _split(comm)
+    widths, last = study.widths, (len(study.widths) - 1, 0)
+    mine, err = {}, None
+    tasks = [(i, s) for i in range(len(widths)) for s in range(study.seeds)]
+    own = tasks[rank::size]
+    for i, s in own:
+        n, start = widths[i], time.perf_counter()
+        f, _, c = flow(lat, initial(study, n, s), np.full(n, 1.0 / n), lim.times, study.rtol)
+        mine[i, s] = (np.mean((f - lim.f) ** 2, axis=-1), [lat.loss(x) for x in f], c,
+                      time.perf_counter() - start)
+        if (i, s) == last:
+            fine = flow(lat, initial(study, n, s), np.full(n, 1.0 / n), lim.times,
+                        study.rtol / 100)[0]
+            err = np.sqrt(np.mean((f - fine) ** 2, axis=1))
+        if progress and rank == 0 and (i, s) == max(t for t in own if t[0] == i):
+            runs = [v for (j, _), v in mine.items() if j == i]
+            print(f"  n = {n}: {len(runs)} of {study.seeds} seeds on rank 0 in "
+                  f"{sum(r[3] for r in runs):.1f} s ({np.mean([r[2] for r in runs]):.0f} RHS "
+                  "per run)", flush=True)
+    if size > 1:
+        for part in comm.allgather((mine, err)):
+            mine.update(part[0])
+            err = part[1] if part[1] is not None else err
+    sq, losses, calls, wall = [], [], {}, {}
+    for i, n in enumerate(widths):
+        runs = [mine[i, s] for s in range(study.seeds)]
+        sq.append(np.array([r[0] for r in runs]))
+        losses.append(np.array([r[1] for r in runs]))
+        calls[n] = float(np.mean([r[2] for r in runs]))
+        wall[n] = float(sum(r[3] for r in runs))
+    return Ensemble(np.array(widths), sq, losses, err, calls, wall)
 
 
 def predicted_b(lat: SawtoothLattice, n: np.ndarray, harmonics: int = 200) -> np.ndarray:
@@ -293,8 +326,8 @@ def analyse(lat: SawtoothLattice, study: Study, lim: Limit, ens: Ensemble,
             entropy: int = 0) -> dict:
     widths, times = ens.widths, lim.times
     fit = widths >= study.fit_min
-    counts = hm._boot_counts([len(x) for x in ens.d], np.random.default_rng(entropy))
-    sq = [np.mean(x**2, axis=-1) for x in ens.d]                  # (S, T): ||d||^2_mu
+    counts = hm._boot_counts([len(x) for x in ens.sq], np.random.default_rng(entropy))
+    sq = ens.sq                                                  # (S, T): ||d||^2_mu
     g2 = np.array([s.mean(axis=0) for s in sq])                  # (W, T)
     res: dict = {"widths": widths.tolist(), "times": times.tolist(), "seeds": study.seeds,
                  "M": lat.M, "eps": lat.eps, "a": lat.a, "fit_min": study.fit_min}
@@ -436,24 +469,32 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--json", default=None, help="write the results here")
     parser.add_argument("--plot", default=None, help="write the figure here (PNG)")
     args = parser.parse_args(argv)
+    from mpi4py import MPI
+
+    comm = MPI.COMM_WORLD  # the (width, seed) runs are dealt over the ranks
+    say = print if comm.rank == 0 else (lambda *a, **k: None)
     study = SIZES[args.size]
     lat = SawtoothLattice(study.setting)
     times = np.array(study.times)
-    lim = limit(lat, times, study.nodes)
-    print(f"limit: {2 * study.nodes} / {study.nodes} nodes in {lim.wall:.1f} s, "
-          f"error <= {lim.error.max():.2g}", flush=True)
-    ens = ensemble(lat, study, lim, progress=True)
+    lim = limit(lat, times, study.nodes, comm=comm)
+    say(f"limit: {2 * study.nodes} / {study.nodes} nodes in {lim.wall:.1f} s, "
+        f"error <= {lim.error.max():.2g}", flush=True)
+    start = time.perf_counter()
+    ens = ensemble(lat, study, lim, progress=True, comm=comm)
     res = analyse(lat, study, lim, ens)
-    print(table(res))
-    if args.json:
+    res["wall_s"] = {"limit": lim.wall, "ensemble": time.perf_counter() - start,
+                     "ranks": comm.size}
+    say(table(res))
+    say(f"wall: limit {lim.wall:.1f} s, ensemble {res['wall_s']['ensemble']:.1f} s on "
+        f"{comm.size} rank(s)")
+    if comm.rank == 0 and args.json:
         import json
         from pathlib import Path
 
         Path(args.json).write_text(json.dumps(res, indent=1))
-    if args.plot:
+    if comm.rank == 0 and args.plot:
         figure(res, args.plot)
     return res
-
 
 if __name__ == "__main__":
     main()

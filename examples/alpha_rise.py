@@ -14,7 +14,9 @@ gallery.png, summary.json (last).
 
 Run:  OPENBLAS_NUM_THREADS=1 .venv/bin/python examples/alpha_rise.py
       (--size full: widths 8..1024, about 3 min; --size wide: 16..8192 with M = 2^20, about
-      30 min; --size small: the seconds-long version the tests run)
+      30 min; --size decades: 64..16384 with M = 2^21; --size small: the seconds-long
+      version the tests run). Under ``mpiexec -n N`` the (width, seed) runs are dealt over
+      the ranks.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from mpi4py import MPI
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # for ``benchmarks``
 
@@ -33,13 +36,14 @@ from benchmarks import alpha_rise as ar
 
 
 def main(argv: list[str] | None = None) -> dict:
-    args = parse_args(__doc__, argv, sizes=("small", "full", "wide"))
+    args = parse_args(__doc__, argv, sizes=("small", "full", "wide", "decades"))
     run_dir = open_run("alpha_rise", args, needs_dolfinx=False)
     start = time.perf_counter()
     study = ar.SIZES[args.size]
     lat = ar.SawtoothLattice(study.setting)
-    lim = ar.limit(lat, np.array(study.times), study.nodes)
-    ens = ar.ensemble(lat, study, lim, progress=not args.no_progress)
+    comm = MPI.COMM_WORLD  # the runs are dealt over the ranks
+    lim = ar.limit(lat, np.array(study.times), study.nodes, comm=comm)
+    ens = ar.ensemble(lat, study, lim, progress=not args.no_progress, comm=comm)
     res = ar.analyse(lat, study, lim, ens)
     wall = time.perf_counter() - start
     out = run_dir.path

@@ -4,6 +4,8 @@ tools, and a tiny study in which the gap's exponent rises from 1/2 to the predic
 from __future__ import annotations
 
 import numpy as np
+import pytest
+from mpi4py import MPI
 
 from benchmarks import alpha_rise as ar
 from particle_check.particles import velocity
@@ -62,3 +64,20 @@ def test_the_example_at_small_size(tmp_path):
     s = json.loads((out / "summary.json").read_text())
     assert s["alpha_t0"][0] < 0.8 and s["alpha_final"][0] > 0.95
     assert s["gap_over_budget_min"] > 100
+
+
+@pytest.mark.mpi
+def test_ranks_share_the_runs():
+    """The (width, seed) runs and the limit's node sets dealt over the ranks: the same
+    ensemble and limit as one rank, bitwise."""
+    comm = MPI.COMM_WORLD
+    study = ar.Study(SETTING, widths=(8, 16), seeds=3, times=(0.0, 1.0, 2.0), nodes=512,
+                     fit_min=8)
+    lat = ar.SawtoothLattice(study.setting)
+    times = np.array(study.times)
+    lim, lim1 = ar.limit(lat, times, study.nodes, comm=comm), ar.limit(lat, times, study.nodes)
+    assert np.array_equal(lim.f, lim1.f) and np.array_equal(lim.error, lim1.error)
+    ens, ens1 = ar.ensemble(lat, study, lim, comm=comm), ar.ensemble(lat, study, lim)
+    for a, b in zip(ens.sq + ens.loss, ens1.sq + ens1.loss, strict=True):
+        assert np.array_equal(a, b)
+    assert np.array_equal(ens.integrator_error, ens1.integrator_error)
