@@ -53,7 +53,7 @@ def prepare_run_dir(cfg: RunConfig, config_path: Path | None, comm: MPI.Comm,
                        f"pass --force to overwrite it")
         if problem is not None and force:
             problem = None
-            for sub in ("pde", "particles"):
+            for sub in ("pde", "particles", "limit"):
                 shutil.rmtree(cfg.output / sub, ignore_errors=True)
             (cfg.output / "summary.json").unlink(missing_ok=True)
     problem = comm.bcast(problem, root=0)

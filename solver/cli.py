@@ -1,8 +1,9 @@
-"""Command line: ``meanfield {check,pde,run} CONFIG``, ``meanfield sweep {plan,run,collect} GRID``.
+"""Command line: ``meanfield {check,pde,run,limit} CONFIG``, ``meanfield sweep ... GRID``.
 
     meanfield check config.toml      validate the config, print the problem
     meanfield pde config.toml        solve the PDE into <output>/pde
     meanfield run config.toml        PDE + particle ensemble + comparison report
+    meanfield limit config.toml      RQMC reference of the noiseless limit into <output>/limit
     meanfield sweep run grid.toml    expand a parameter grid into run directories, run them
 
 Run under MPI as ``mpiexec -n 2 meanfield run config.toml``.
@@ -10,7 +11,8 @@ Run under MPI as ``mpiexec -n 2 meanfield run config.toml``.
 Batch jobs: SIGTERM or SIGUSR1 (Slurm's warnings; mpiexec forwards SIGTERM to every
 rank) make ``pde`` and ``run`` write a checkpoint at the next step and exit with 75;
 ``--resume`` continues from it (and starts afresh when there is none, so a requeued
-job can repeat its command line; resuming a finished run does nothing).
+job can repeat its command line; resuming a finished run does nothing). ``limit`` keeps
+every finished scramble: run again (or ``--resume``), only the missing ones run.
 
 Exit codes (solver/errors.py):
 """
@@ -59,7 +61,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--explain", metavar="TOPIC", nargs="?", const="",
                    help="the reference of a section or kind, e.g. unit.neuron or pde "
                         "(no TOPIC: the list of topics); docs/config.md has them all")
-    for name, text in (("pde", "solve the PDE"), ("run", "PDE + particles + comparison")):
+    for name, text in (("pde", "solve the PDE"), ("run", "PDE + particles + comparison"),
+                       ("limit", "RQMC reference of the noiseless limit ([limit])")):
         p = sub.add_parser(name, help=text)
         p.add_argument("config", type=Path)
         p.add_argument("--output", type=Path, help="run directory (overrides the config)")
@@ -68,6 +71,8 @@ def _parser() -> argparse.ArgumentParser:
         again.add_argument("--resume", action="store_true",
                            help="continue from the checkpoints of an interrupted run")
         p.add_argument("--no-progress", action="store_true", help="no progress bar")
+        if name == "limit":
+            continue
         p.add_argument("--petsc", action="append", default=[], metavar="KEY=VALUE",
                        help="PETSc option of the implicit solve, e.g. ksp_type=gmres "
                             "(overrides [pde.petsc]; repeatable)")
@@ -136,7 +141,7 @@ def _command(args: argparse.Namespace) -> int:
                 return setup
             cfg, run_dir = setup
             preemption.poll(comm, "the setup of the run")
-            return _run(args.command, cfg, run_dir, comm, args.resume)
+            return _run(args, cfg, run_dir, comm)
         finally:
             lock.release()
 
@@ -146,10 +151,11 @@ def _setup(args: argparse.Namespace, comm: MPI.Comm, lock: RunLock
     """Read and check the config, take the run directory's lock (into ``lock``), prepare
     the directory: (config, run directory), or the exit code when there is nothing to do."""
     cfg = load(args.config)
-    cfg.require(*(("pde",) if args.command == "pde" else ("pde", "particles")))
+    cfg.require(*{"pde": ("pde",), "run": ("pde", "particles"), "limit": ("limit",)}[
+        args.command])
     if args.output is not None:
         cfg.output = args.output
-    if cfg.pde is not None:
+    if cfg.pde is not None and args.command != "limit":
         from dataclasses import replace
 
         try:
@@ -162,31 +168,38 @@ def _setup(args: argparse.Namespace, comm: MPI.Comm, lock: RunLock
 
     from particle_check.pipeline import prepare_run_dir
 
-    on_rank0(comm, lambda: check_resources(cfg, comm.size))
-    try:
-        import solver.pde.meshes  # noqa: F401 (DOLFINx, after the wheel's MPI when installed)
-    except ImportError as err:
-        raise ConfigError(f"meanfield {args.command} solves the PDE and needs DOLFINx ({err}); "
-                          "install it (pip install '.[dolfinx]', or conda/spack: "
-                          "docs/install.md); particles alone run from Python "
-                          "(particle_check.particles.simulate)") from None
-    preemption.reinstall()  # PETSc, initialised by that import, took SIGTERM over
-    if cfg.pde is not None and cfg.pde.petsc:
+    if args.command != "limit":  # the RQMC reference is numpy: no DOLFINx, no PDE memory
+        _need_dolfinx(args.command)
+        on_rank0(comm, lambda: check_resources(cfg, comm.size))
+    if cfg.pde is not None and cfg.pde.petsc and args.command != "limit":
         from solver.pde.implicit import check_petsc_options
 
         check_petsc_options(dict(cfg.pde.petsc))  # every rank: nothing collective
     on_rank0(comm, lambda: _check_output(cfg.output))
     on_rank0(comm, lambda: lock.acquire(cfg.output))
-    done = (cfg.output / "pde" if args.command == "pde" else cfg.output) / "summary.json"
+    sub = {"pde": "pde", "limit": "limit"}.get(args.command, "")
+    done = cfg.output / sub / "summary.json"
     finished = comm.bcast(done.exists(), root=0)
     if finished and args.resume:
         if comm.rank == 0:
             print(f"meanfield: {done.parent} holds a finished run; nothing to resume")
         return EXIT_OK
-    if finished and args.command == "pde" and not args.force:
+    if finished and sub and not args.force:
         raise RunExistsError(f"{done.parent} holds a finished run; pass --force to "
                              "overwrite it")
     return cfg, prepare_run_dir(cfg, args.config, comm, args.force)
+
+
+def _need_dolfinx(command: str) -> None:
+    """Import DOLFINx (after the wheel's MPI when installed), or a ConfigError saying how."""
+    try:
+        import solver.pde.meshes  # noqa: F401
+    except ImportError as err:
+        raise ConfigError(f"meanfield {command} solves the PDE and needs DOLFINx ({err}); "
+                          "install it (pip install '.[dolfinx]', or conda/spack: "
+                          "docs/install.md); particles alone run from Python "
+                          "(particle_check.particles.simulate)") from None
+    preemption.reinstall()  # PETSc, initialised by that import, took SIGTERM over
 
 
 def _check_output(output: Path) -> None:
@@ -222,11 +235,15 @@ def _check(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _run(command: str, cfg: RunConfig, run_dir: RunDirectory, comm: MPI.Comm,
-         resume: bool) -> int:
-    """``pde`` or ``run`` into the prepared run directory."""
+def _run(args: argparse.Namespace, cfg: RunConfig, run_dir: RunDirectory, comm: MPI.Comm
+         ) -> int:
+    """``pde``, ``run`` or ``limit`` into the prepared run directory."""
     from particle_check.pipeline import run_comparison, run_pde
     from solver.provenance import finish_provenance
+
+    command, resume = args.command, args.resume
+    if command == "limit":
+        return _limit(cfg, run_dir, comm, args.force)
 
     if command == "pde":
         result = run_pde(cfg, run_dir, comm, resume)
@@ -240,6 +257,26 @@ def _run(command: str, cfg: RunConfig, run_dir: RunDirectory, comm: MPI.Comm,
     summary = run_comparison(cfg, run_dir, comm, resume)
     if comm.rank == 0:
         print(result_lines(summary, cfg.output))
+    return 0
+
+
+def _limit(cfg: RunConfig, run_dir: RunDirectory, comm: MPI.Comm, force: bool) -> int:
+    """``meanfield limit``: --force starts afresh (the kept scrambles are removed)."""
+    import shutil
+
+    from solver.provenance import finish_provenance
+    from solver.reference.limit_run import run_limit
+
+    if force and comm.rank == 0:
+        shutil.rmtree(cfg.output / "limit", ignore_errors=True)
+    comm.barrier()
+    summary = run_limit(cfg, run_dir, comm)
+    finish_provenance(run_dir, {"limit": summary["wall_s"]})
+    if comm.rank == 0:
+        print(f"limit: E(t_final = {summary['t_final']:g}) = {summary['E_final']:.8e} +- "
+              f"{summary['E_final_error']:.2e} (relative error <= "
+              f"{summary['E_relative_error_max']:.1e} at every output; levels agree: "
+              f"{summary['levels_agree']}); output in {cfg.output / 'limit'}")
     return 0
 
 

@@ -33,7 +33,7 @@ from solver.model import density, losses, quadrature, reduction, targets, units
 from solver.model.domain import Box, Circle, Cylinder, Disc, Domain, Sphere
 from solver.model.problem import Problem
 from solver.schema import Reader
-from solver.settings import ParticleSettings, PDESettings
+from solver.settings import LimitSettings, ParticleSettings, PDESettings
 
 __all__ = ["ConfigError", "RunConfig", "explain", "load", "parse", "read_toml",
            "reference_markdown"]
@@ -49,10 +49,11 @@ class RunConfig:
     pde: PDESettings | None
     particles: ParticleSettings | None
     source: dict[str, Any]
+    limit: LimitSettings | None = None
 
     def require(self, *sections: str) -> None:
         """ConfigError unless the config has these optional sections (``pde``,
-        ``particles``), for a command that needs them, e.g. ``require("pde")``."""
+        ``particles``, ``limit``), for a command that needs them, e.g. ``require("pde")``."""
         missing = [s for s in sections if getattr(self, s) is None]
         if missing:
             raise ConfigError("; ".join(f"[{s}]: missing section" for s in missing))
@@ -285,9 +286,11 @@ def parse(raw: dict[str, Any], base: Path = Path(".")) -> RunConfig:
     unit = unit_read and r.build("unit", lambda: _unit(*unit_read))
     sizes = _sizes(unit) if unit else None
     read = {key: s.read(key, sizes) for key in ("data", "target", "domain", "initial", "pde",
-                                                "particles")}
+                                                "particles", "limit")}
     data = read["data"] and r.build("data", lambda: _data(*read["data"], base, unit))
     particles = read["particles"] and r.build("", lambda: _particles(read["particles"][1]))
+    limit = read["limit"] and LimitSettings(**{**read["limit"][1],
+                                                "nodes": tuple(read["limit"][1]["nodes"])})
     if unit is None or data is None:
         r.raise_any()
     r.build("", lambda: checks.data_fits(unit, data))
@@ -315,12 +318,14 @@ def parse(raw: dict[str, Any], base: Path = Path(".")) -> RunConfig:
     if particles is not None:
         r.build("", lambda: checks.particles_fit(particles, beta, read["target"][0], data,
                                                  scalars[1]["birth_death"]))
+    if limit is not None:
+        r.build("", lambda: checks.limit_fits(beta, initial, scalars[1]["birth_death"]))
     r.raise_any()
     problem = r.build("", lambda: Problem(unit, data, target, domain, initial, beta=beta,
                                           lam=lam, t_final=t_final, name=name, loss=loss,
                                           birth_death=scalars[1]["birth_death"]))
     r.raise_any()
-    return RunConfig(name, output, problem, pde, particles, raw)
+    return RunConfig(name, output, problem, pde, particles, raw, limit)
 
 
 def read_toml(path: str | Path, what: str = "config file") -> dict[str, Any]:

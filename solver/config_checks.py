@@ -224,3 +224,23 @@ def particles_fit(particles: ParticleSettings, beta: float, target_kind: str,
                         f"{data.name!r} has no law to sample; drop batch")
     if problems:
         raise ConfigError("\n".join(problems))
+
+
+def limit_fits(beta: float, initial: Density, birth_death: float = 0.0) -> None:
+    """The RQMC reference follows noiseless characteristics with fixed equal weights from
+    an initial density it can map Sobol' points through."""
+    from solver.model.density import Gaussian, GaussianVonMises, Uniform
+
+    problems = []
+    if math.isfinite(beta):
+        problems.append(f"[limit]: the RQMC reference follows the noiseless characteristics "
+                        f"(problem.beta = inf), got beta = {beta:g}; drop [limit] or the noise")
+    if birth_death:
+        problems.append(f"[limit]: the RQMC nodes keep equal weights and have no birth-death "
+                        f"(problem.birth_death = {birth_death:g}); drop [limit] or set 0")
+    if not isinstance(initial, Gaussian | Uniform | GaussianVonMises):
+        problems.append(f"[limit]: the RQMC nodes need an initial density with independent "
+                        f"axes (gaussian, uniform, gaussian_von_mises), got "
+                        f"{type(initial).__name__}; drop [limit]")
+    if problems:
+        raise ConfigError("\n".join(problems))

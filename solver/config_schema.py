@@ -8,6 +8,7 @@ data dimension (d = unit.dim, 1 for the circle units).
 
 from __future__ import annotations
 
+import itertools
 import math
 from typing import Any
 
@@ -376,6 +377,28 @@ PARTICLES = Section("particles", "The finite-n particle ensembles (networks of n
     _checkpoint_every("seconds of wall time between checkpoints of a task"),
 ))
 
+def _powers_of_two(v: Any) -> bool:
+    v = _list(v)
+    return (len(v) >= 2 and all(int(x) == x and x >= 2 and int(x) & (int(x) - 1) == 0
+                                for x in v) and all(a < b for a, b in itertools.pairwise(v)))
+
+
+LIMIT = Section("limit", "The RQMC reference of the noiseless limit (`meanfield limit`): "
+                         "the characteristics from scrambled Sobol' nodes of rho_0, "
+                         "over independent scrambles, with 90% intervals of E and f_t "
+                         "(solver/reference/rqmc.py).", (
+    Key("nodes", "a list of integers", "node counts of the ladder; the error is the last "
+                                       "level's half-width plus its shift from the one before",
+        [4096, 16384], check=_powers_of_two,
+        allowed="at least two increasing powers of 2 (Sobol' balance)"),
+    Key("scrambles", "an integer", "independent scrambles per level", 8,
+        check=lambda v: v >= 2, allowed="an integer >= 2 (an interval needs two)"),
+    Key("rtol", "a number", "DOP853 tolerance of the node flow", 1e-9,
+        check=lambda v: 0 < v < 1, allowed="a number in (0, 1)"),
+    Key("outputs", "an integer", "equal output intervals on [0, t_final]", 20, check=positive,
+        allowed="an integer >= 1"),
+))
+
 #: The sections of a config: name -> (its Section or {kind: Section}, required, default kind).
 SECTIONS: dict[str, tuple[Section | dict[str, Section], bool, str | None]] = {
     "problem": (PROBLEM, True, None),
@@ -386,6 +409,7 @@ SECTIONS: dict[str, tuple[Section | dict[str, Section], bool, str | None]] = {
     "initial": (INITIAL, True, None),
     "pde": (PDE, False, None),
     "particles": (PARTICLES, False, None),
+    "limit": (LIMIT, False, None),
 }
 
 

@@ -205,3 +205,16 @@ class ParticleSettings:
     def rng(self, n: int, seed: int) -> np.random.Generator:
         """The reproducible generator of task (n, seed), independent of the rank that runs it."""
         return np.random.default_rng(np.random.SeedSequence(self.entropy, spawn_key=(n, seed)))
+
+
+@dataclass(frozen=True)
+class LimitSettings:
+    """The RQMC reference of the noiseless limit (``meanfield limit``;
+    solver.reference.rqmc): the ladder's node counts (powers of 2, increasing; the error
+    compares the last two levels), scrambles per level, the DOP853 tolerance and the number
+    of equal output intervals on [0, t_final]."""
+
+    nodes: tuple[int, ...] = (4096, 16384)
+    scrambles: int = 8
+    rtol: float = 1e-9
+    outputs: int = 20

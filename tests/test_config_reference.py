@@ -72,7 +72,7 @@ def test_the_documented_theta_order_is_the_units_param_names(kind):
 
 def test_every_key_is_documented_and_its_default_passes_its_own_constraint():
     topics = [s.topic for s in all_sections()]
-    assert len(topics) == len(set(topics)) == 35
+    assert len(topics) == len(set(topics)) == 36
     for section in all_sections():
         for key in section.keys:
             assert key.meaning, f"{section.topic}.{key.name} has no meaning"
@@ -91,8 +91,8 @@ def test_explain_a_topic_a_section_or_the_list():
     assert "ksp_type" in config.explain("pde.petsc")
     listing = config.explain(None)
     assert all(f"  {s.topic} " in listing for s in all_sections()) and RULES in listing
-    with pytest.raises(ConfigError, match="no such topic; sections: config, data, domain, "
-                                          "initial, particles, pde, problem, target, unit"):
+    with pytest.raises(ConfigError, match="no such topic; sections: config, data, domain, initial, "
+                                          "limit, particles, pde, problem, target, unit"):
         config.explain("units")
 
 
