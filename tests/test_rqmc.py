@@ -118,19 +118,17 @@ def test_store_resumes_finished_scrambles(tmp_path, monkeypatch):
 
 
 def test_energy_rise_stops_the_run(monkeypatch):
-    """The node flow dissipates E: an integrator that lets it rise is stopped, naming rtol."""
-    import solver.reference.rqmc as rqmc
+    """The node flow dissipates E at every step (checked, tolerance 0 passes); run uphill
+    (the velocity reversed) it is stopped at the first step, naming rtol."""
+    import solver.reference.lagrangian as lagrangian
 
     problem = polar_flow_problem(Circle(), target=1.0, t_final=2.0)
-    real = rqmc.lagrangian_flow
-
-    def rising(*args, **kwargs):
-        run = real(*args, **kwargs)
-        run.energy[-1] = run.energy[0] * 1.01
-        return run
-
-    monkeypatch.setattr(rqmc, "lagrangian_flow", rising)
-    with pytest.raises(RuntimeError, match=r"E rose.*lower rtol"):
+    lagrangian.lagrangian_flow(problem, [0.0, 1.0], 64, rule="rqmc", integrator="dop853",
+                               energy_rise_tol=0.0)
+    real = lagrangian.velocity
+    monkeypatch.setattr(lagrangian, "velocity",
+                        lambda p, th, W: (lambda v, f: (-v, f))(*real(p, th, W)))
+    with pytest.raises(lagrangian.EnergyRise, match=r"E rose.*lower rtol"):
         rqmc_estimate(problem, [0.0, 1.0, 2.0], 64, scrambles=2)
 
 

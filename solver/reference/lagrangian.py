@@ -190,15 +190,21 @@ class _Recorder:
         self.rows["mass_outside"].append(float(W[~p.domain.contains(theta)].sum()))
 
 
+class EnergyRise(RuntimeError):
+    """The node flow's E rose over a step (it is the gradient flow of E on the nodes)."""
+
+
 def lagrangian_flow(problem: Problem, times: Sequence[float], nodes: int | Sequence[int] = 32,
                     dt: float = 0.01, rule: str = "native", integrator: str = "rk4",
-                    rtol: float = 1e-10, atol: float = 1e-12, scramble: int = 0
-                    ) -> LagrangianResult:
+                    rtol: float = 1e-10, atol: float = 1e-12, scramble: int = 0,
+                    energy_rise_tol: float | None = None) -> LagrangianResult:
     """Move the weighted nodes of rho_0 along the characteristics (module docstring).
 
     times: increasing output times starting at 0. With integrator "rk4" each output interval
     is split into equal steps no longer than dt; "dop853" uses rtol/atol instead.
-    scramble: the seed of rule "rqmc".
+    scramble: the seed of rule "rqmc". energy_rise_tol: check E after every (accepted) step
+    and raise ``EnergyRise`` when it exceeds the previous step's by more than this fraction
+    of E(0) (None: no check).
     """
     if np.isfinite(problem.beta):
         raise ValueError("lagrangian_flow: noiseless problems only (beta = inf)")
@@ -215,12 +221,24 @@ def lagrangian_flow(problem: Problem, times: Sequence[float], nodes: int | Seque
     def rhs(th: np.ndarray) -> np.ndarray:
         return velocity(problem, th, W)[0]
 
+    last_energy = [record.rows["energy"][0]]
+
+    def check_energy(th: np.ndarray, t: float) -> None:
+        if energy_rise_tol is None:
+            return
+        e = functionals.energy(problem, functionals.network_output(problem, th, W), th, W)
+        if e - last_energy[0] > energy_rise_tol * record.rows["energy"][0]:
+            raise EnergyRise(f"lagrangian_flow: E rose from {last_energy[0]:.10e} to "
+                             f"{e:.10e} over the step to t = {t:.6g}: lower rtol or dt")
+        last_energy[0] = e
+
     if integrator == "rk4":
         for t0, t1 in itertools.pairwise(times):
             n = max(1, int(np.ceil((t1 - t0) / dt - 1e-9)))
             h = (t1 - t0) / n
-            for _ in range(n):
+            for i in range(n):
                 theta = problem.domain.retract(rk4_step(rhs, theta, h))
+                check_energy(theta, t0 + (i + 1) * h)
             steps += n
             if not np.all(np.isfinite(theta)):
                 raise FloatingPointError(f"lagrangian_flow: non-finite nodes by t={t1:.6g}")
@@ -234,6 +252,8 @@ def lagrangian_flow(problem: Problem, times: Sequence[float], nodes: int | Seque
                 raise RuntimeError(f"lagrangian_flow: DOP853 failed on [{t0}, {t1}]: "
                                    f"{sol.message}")
             steps += len(sol.t) - 1
+            for j in range(1, len(sol.t)):
+                check_energy(sol.y[:, j].reshape(Q, k), sol.t[j])
             theta = problem.domain.retract(sol.y[:, -1].reshape(Q, k))
             record(theta)
         step_size = None
