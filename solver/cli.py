@@ -169,8 +169,8 @@ def _setup(args: argparse.Namespace, comm: MPI.Comm, lock: RunLock
     from particle_check.pipeline import prepare_run_dir
 
     if args.command != "limit":  # the RQMC reference is numpy: no DOLFINx, no PDE memory
-        _need_dolfinx(args.command)
         on_rank0(comm, lambda: check_resources(cfg, comm.size))
+        _need_dolfinx(args.command)
     if cfg.pde is not None and cfg.pde.petsc and args.command != "limit":
         from solver.pde.implicit import check_petsc_options
 
