@@ -485,6 +485,293 @@ class ReducedRidgeUnit(units.Unit):
         return f, lambda v: self._vjp(self._check_v(x, v), theta, *parts)
 
 
+class TwoRadiiRidgeUnit(ReducedRidgeUnit):
+    """The reduction when the data law is also invariant under the rotations within U
+    (``radial_u``; centred Gaussian classes with scales along U and across it):
+    theta_red = (c, a, q) with a = |P_U w| >= 0, q = |w_perp| >= 0 (or (a, q) with c fixed),
+    data rows (r_U, r_perp, further columns ignored) = (|x_U|, |x_perp|, ...), and
+
+        s_red(r_U, r_perp; c, a, q) = c E_{t1 ~ p_k, t2 ~ p_(d-k)}[sigma(a r_U t1 + q r_perp t2)],
+
+    t1, t2 independent cosines on S^(k-1), S^(d-k-1) (``BetaCosine``). Piecewise-linear
+    activations only (relu, MMN's sigma*, ``units.piecewise_linear``): the inner t2 average
+    is the closed form of ``ReducedRidgeUnit`` at alpha = a r_U t1, beta = q r_perp. As a
+    function of t1 it is analytic between the breakpoints t1 = (knot +- beta) / alpha, where
+    it has (t1 - t1*)^((d-k-1)/2)-type singularities (a kink, the kinked sigma itself, at
+    beta = 0): one Gauss-Jacobi rule in t1 cannot reach round-off near q = 0. The outer
+    average is therefore a composite rule in phi = arccos t1 (weight C_k sin^(k-2) phi):
+    [0, pi] split at the breakpoints, on each piece ``n`` Gauss-Legendre nodes in s through
+    phi = lo + (hi - lo) (1 - cos(pi s)) / 2, which makes the half-integer endpoint powers
+    analytic; n is the first of ``NODE_LADDER`` agreeing with the next rung to ``tol``
+    (relative to 1 + the size of sigma on the segment) on a grid of (alpha, beta) (``nodes``
+    forces one n). k = 1: t1 = +-1 exactly. Gradients: ds/da = c r_U E[t1 sigma'],
+    ds/dq = c r_perp E[t2 sigma'] (both odd: 0 at a = 0, q = 0: no-flux walls by symmetry).
+
+    The composite rule costs hundreds of closed-form evaluations per (x, theta) pair (d = 40,
+    k = 8, sigma*: 7 pieces x 64 nodes), too many for the M x Q pairs of a PDE. Since s_red
+    / c depends on (alpha, beta) = (a r_U, q r_perp) only, ``table = (alpha_max, beta_max)``
+    interpolates E sigma and E sigma^2 there by quintic tensor splines on a grid of spacing
+    ``table_step`` (1 + u / 2) in each of u = alpha, beta (finer near 0, where sigma's knots
+    are), built from the composite rule when first needed; the gradients are the spline's
+    derivatives (dE sigma/dalpha = E t1 sigma', dE sigma/dbeta = E t2 sigma'), so values and
+    gradients stay consistent. Pairs outside the box use the rule. ``table_error``: the
+    largest difference from the rule at 400 random points of the box (checked when built;
+    half of them near the knots; above ``table_limit`` the build fails).
+    """
+
+    radial_u = True
+
+    def __init__(self, d: int, k: int, activation: str | units.Activation,
+                 output_weight: float | None = None, *, tol: float = 1e-13,
+                 nodes: int | None = None, memo_bytes: int = 0,
+                 table: tuple[float, float] | None = None, table_step: float = 0.05,
+                 table_limit: float = 1e-3) -> None:
+        d = units._positive_int(d, "unit 'reduced_ridge' (radial_u): d")
+        if isinstance(k, bool) or not isinstance(k, int | np.integer) or not 1 <= k <= d - 2:
+            raise ValueError(f"unit 'reduced_ridge' (radial_u): k must be an integer with "
+                             f"1 <= k <= d - 2, got d = {d}, k = {k!r}")
+        if output_weight is not None and not np.isfinite(output_weight):
+            raise ValueError(f"unit 'reduced_ridge': output_weight must be finite or None, got "
+                             f"{output_weight!r}")
+        self.d, self.k = d, int(k)
+        self.activation = _as_activation(activation)
+        self.output_weight = None if output_weight is None else float(output_weight)
+        self._c0 = int(output_weight is None)
+        units.Unit.__init__(self, "reduced_ridge", self._c0 + 2, None)
+        self.law = BetaCosine(d - self.k)
+        self.law_u = BetaCosine(self.k)
+        self.pieces = pieces_of(self.activation)
+        if self.pieces is None:
+            raise ValueError(f"unit 'reduced_ridge' (radial_u): the activation must be "
+                             f"piecewise linear (relu, mmn_piecewise_linear, "
+                             f"units.piecewise_linear), got {self.activation.name!r}")
+        self.alpha_pad, self.tol = 0.0, float(tol)
+        self.bins, self._fixed = [], True
+        if isinstance(memo_bytes, bool) or not isinstance(memo_bytes, int | np.integer) or (
+                memo_bytes < 0):
+            raise ValueError(f"unit 'reduced_ridge': memo_bytes must be an integer >= 0, got "
+                             f"{memo_bytes!r}")
+        self.memo_bytes = int(memo_bytes)
+        self._memo = OrderedDict()
+        self._memo_used = 0
+        self.table = None if table is None else (float(table[0]), float(table[1]))
+        if self.table is not None and not min(self.table) > 0:
+            raise ValueError(f"unit 'reduced_ridge' (radial_u): table needs alpha_max, "
+                             f"beta_max > 0, got {table!r}")
+        self.table_step, self.table_limit = float(table_step), float(table_limit)
+        self._splines = None
+        self.table_error = float("nan")
+        if self.k == 1:
+            self.outer_nodes = 1
+        elif nodes is not None:
+            self.outer_nodes = units._positive_int(nodes, "unit 'reduced_ridge': nodes")
+        else:
+            self.outer_nodes = self._converged_outer()
+
+    @property
+    def nodes(self) -> int:
+        """Gauss-Legendre nodes per piece of the outer (t1) rule."""
+        return self.outer_nodes
+
+    @property
+    def param_names(self) -> tuple[str, ...]:
+        return (*("c",) * self._c0, "a", "q")
+
+    # -- the outer rule in t1 -------------------------------------------------------------------
+
+    def _outer_rule(self, alpha: Array, beta: Array, n: int) -> tuple[Array, Array]:
+        """Nodes t1 and weights (P, J) of the composite rule for pairs alpha, beta (P,) >= 0."""
+        if self.k == 1:
+            t = np.broadcast_to(np.array([-1.0, 1.0]), (alpha.size, 2))
+            return t, np.full((alpha.size, 2), 0.5)
+        knots = self.pieces.knots
+        with np.errstate(divide="ignore", invalid="ignore"):
+            cuts = np.concatenate([(knots[None, :] + e * beta[:, None]) / alpha[:, None]
+                                   for e in (-1.0, 0.0, 1.0)], axis=1)
+        cuts = np.where(alpha[:, None] > 0, cuts, 1.0)
+        phi = np.arccos(np.clip(cuts, -1.0, 1.0))
+        ends = np.zeros((alpha.size, 1))
+        edges = np.sort(np.concatenate([ends, phi, ends + np.pi], axis=1), axis=1)
+        lo, width = edges[:, :-1], np.diff(edges, axis=1)
+        s, ws = np.polynomial.legendre.leggauss(n)
+        s, ws = 0.5 * (s + 1.0), 0.5 * ws
+        u = 0.5 * (1.0 - np.cos(np.pi * s))
+        du = 0.5 * np.pi * np.sin(np.pi * s) * ws
+        ph = lo[:, :, None] + width[:, :, None] * u
+        w = (width[:, :, None] * du) * (self.law_u._c * np.sin(ph) ** (self.k - 2))
+        return np.cos(ph).reshape(alpha.size, -1), w.reshape(alpha.size, -1)
+
+    def _pair_block(self, alpha: Array, beta: Array, n: int, square: bool) -> tuple:
+        """(E s, E t1 s', E t2 s') or (E s^2,) over t1, t2 for flat pairs alpha, beta."""
+        t, w = self._outer_rule(alpha, beta, n)
+        inner_alpha = alpha[:, None] * t
+        inner_beta = np.broadcast_to(beta[:, None], t.shape)
+        if square:
+            return (np.sum(w * self._closed_square(inner_alpha, inner_beta), axis=1),)
+        s, ds, tds = self._closed_averages(inner_alpha, inner_beta)
+        e1 = np.where(alpha > 0, np.sum(w * t * ds, axis=1), 0.0)  # E t1 = 0 exactly at a = 0
+        return np.sum(w * s, axis=1), e1, np.sum(w * tds, axis=1)
+
+    def _double(self, alpha: Array, beta: Array, square: bool, n: int | None = None) -> tuple:
+        n = self.outer_nodes if n is None else n
+        alpha, beta = np.broadcast_arrays(np.asarray(alpha, float), np.asarray(beta, float))
+        shape, a, b = alpha.shape, alpha.ravel(), beta.ravel()
+        per = (3 * self.pieces.knots.size + 1) * n if self.k > 1 else 2
+        step = max(1, self.CHUNK // per)
+        count = 1 if square else 3
+        out = [np.empty(a.size) for _ in range(count)]
+        for start in range(0, a.size, step):
+            piece = slice(start, start + step)
+            for o, p in zip(out, self._pair_block(a[piece], b[piece], n, square), strict=True):
+                o[piece] = p
+        return tuple(o.reshape(shape) for o in out)
+
+    def double_averages(self, alpha: Array, beta: Array) -> tuple[Array, Array, Array]:
+        """(E sigma(alpha t1 + beta t2), E t1 sigma'(.), E t2 sigma'(.)), alpha, beta >= 0."""
+        return self._tabled(alpha, beta, False)
+
+    def double_square(self, alpha: Array, beta: Array) -> Array:
+        """E sigma(alpha t1 + beta t2)^2, alpha, beta >= 0."""
+        return self._tabled(alpha, beta, True)[0]
+
+    @staticmethod
+    def _table_axis(top: float, step: float, centres: Array) -> Array:
+        """0 = u_0 < u_1 < ... >= top with u_(j+1) - u_j ~ step (1 + u_j / 2), refined
+        geometrically (ratio 2, down to step / 64) towards each of ``centres``."""
+        u = [0.0]
+        while u[-1] < top:
+            u.append(u[-1] + step * (1.0 + 0.5 * u[-1]))
+        u = np.array(u)
+        fine = step * 2.0 ** -np.arange(1, 7)
+        extra = [c + e * fine for c in centres for e in (-1.0, 1.0)]
+        u = np.unique(np.concatenate([u, np.concatenate(extra) if extra else [], centres]))
+        u = u[(u >= 0) & (u <= u[-1])]
+        keep = np.concatenate([[True], np.diff(u) > 1e-3 * step * 2.0 ** -6])
+        return u[keep]
+
+    def _build_table(self) -> None:
+        from scipy.interpolate import RectBivariateSpline
+
+        # E sigma is not smooth at (alpha, beta) = (knot, 0) (the edge of the t1 law meets
+        # a knot when beta = 0): the axes are refined towards it
+        knots = np.abs(self.pieces.knots)
+        ua = self._table_axis(self.table[0], self.table_step, knots)
+        ub = self._table_axis(self.table[1], self.table_step, np.zeros(1))
+        A, B = np.meshgrid(ua, ub, indexing="ij")
+        s = self._double(A, B, False)[0]
+        s2 = self._double(A, B, True)[0]
+        self._splines = (RectBivariateSpline(ua, ub, s, kx=5, ky=5, s=0),
+                         RectBivariateSpline(ua, ub, s2, kx=5, ky=5, s=0))
+        rng = np.random.default_rng(0)  # half near the knots, where E sigma is roughest
+        top = 2.0 * np.abs(self.pieces.knots).max() + self.table_step
+        a = np.concatenate([rng.uniform(0, self.table[0], 200),
+                            rng.uniform(0, min(top, self.table[0]), 200)])
+        b = np.concatenate([rng.uniform(0, self.table[1], 200),
+                            rng.uniform(0, min(top, self.table[1]), 200)])
+        exact = np.stack(self._double(a, b, False) + self._double(a, b, True))
+        approx = np.stack(self._from_table(a, b, False) + self._from_table(a, b, True))
+        self.table_error = float(np.abs(exact - approx).max())
+        if not self.table_error <= self.table_limit:
+            raise ValueError(f"unit 'reduced_ridge' (radial_u): the (alpha, beta) table misses "
+                             f"the rule by {self.table_error:.2e} > {self.table_limit:g}; "
+                             f"lower table_step")
+
+    def _from_table(self, alpha: Array, beta: Array, square: bool) -> tuple:
+        spline = self._splines[1 if square else 0]
+        if square:
+            return (spline.ev(alpha, beta),)
+        return (spline.ev(alpha, beta), spline.ev(alpha, beta, dx=1),
+                spline.ev(alpha, beta, dy=1))
+
+    def _tabled(self, alpha: Array, beta: Array, square: bool) -> tuple:
+        """The table inside its box, the rule outside."""
+        if self.table is None:
+            return self._double(alpha, beta, square)
+        if self._splines is None:
+            self._build_table()
+        alpha, beta = np.broadcast_arrays(np.asarray(alpha, float), np.asarray(beta, float))
+        shape, a, b = alpha.shape, alpha.ravel(), beta.ravel()
+        inside = (a <= self.table[0]) & (b <= self.table[1])
+        out = [np.empty(a.size) for _ in range(1 if square else 3)]
+        if inside.any():
+            for o, p in zip(out, self._from_table(a[inside], b[inside], square), strict=True):
+                o[inside] = p
+        if not inside.all():
+            rest = ~inside
+            for o, p in zip(out, self._double(a[rest], b[rest], square), strict=True):
+                o[rest] = p
+        return tuple(o.reshape(shape) for o in out)
+
+    def _converged_outer(self) -> int:
+        knots = self.pieces.knots
+        span = float(np.max(np.abs(knots))) + 1.0
+        grid = span * np.concatenate([[0.0], np.geomspace(1e-3, 30.0, 25)])
+        alpha, beta = (g.ravel() for g in np.meshgrid(grid, grid, indexing="ij"))
+        f = self.activation.f
+        top = np.maximum(np.abs(f(alpha + beta)), np.abs(f(-alpha - beta)))
+        steep = np.abs(self.pieces.slopes).max()
+        # the closed forms round off like slope (alpha + beta) (their pieces cancel)
+        size = np.maximum.reduce([np.ones_like(top), top, np.full_like(top, np.abs(
+            f(knots)).max()), steep * (alpha + beta)])
+        slope = np.full_like(size, max(1.0, steep))
+        previous = None
+        for n in NODE_LADDER:
+            now = np.stack(self._double(alpha, beta, False, n) + self._double(
+                alpha, beta, True, n))
+            scale = np.stack([size, slope, slope, size ** 2])
+            if previous is not None and np.all(
+                    np.abs(now - previous[1]) <= self.tol * scale):
+                return previous[0]
+            previous = (n, now)
+        raise ValueError(
+            f"unit 'reduced_ridge' (radial_u): the outer rule in t1 did not converge to "
+            f"{self.tol:g} with {NODE_LADDER[-1]} nodes per piece (activation "
+            f"{self.activation.name!r}, d = {self.d}, k = {self.k}); give nodes")
+
+    # -- the unit ------------------------------------------------------------------------------
+
+    def _parts(self, x: Array, theta: Array) -> tuple:
+        """c (Q,), r_U (M,), r_perp (M,), alpha (M, Q), beta (M, Q), sign(a), sign(q) (Q,)."""
+        if x.shape[1] < 2:
+            raise ValueError(f"unit 'reduced_ridge' (radial_u): data rows need 2 columns "
+                             f"(r_U, r_perp), got {x.shape[1]}")
+        c = theta[:, 0] if self._c0 else np.full(len(theta), self.output_weight)
+        a, q = theta[:, self._c0], theta[:, -1]
+        ru, rp = x[:, 0], x[:, 1]
+        return (c, ru, rp, np.outer(np.abs(ru), np.abs(a)), np.outer(np.abs(rp), np.abs(q)),
+                np.sign(a), np.sign(q))
+
+    def _values(self, x: Array, theta: Array) -> Array:
+        c, _, _, alpha, beta, _, _ = self._parts(x, theta)
+        return self.double_averages(alpha, beta)[0] * c
+
+    def _values_squared(self, x: Array, theta: Array) -> Array:
+        c, _, _, alpha, beta, _, _ = self._parts(x, theta)
+        return self.double_square(alpha, beta) * (c * c)
+
+    def _assemble(self, x: Array, theta: Array) -> tuple:
+        c, ru, rp, alpha, beta, sa, sq = self._parts(x, theta)
+        s, e1, e2 = self.double_averages(alpha, beta)
+        return c, ru, rp, s, e1 * sa, e2 * sq
+
+    def gradients(self, x: Array, theta: Array) -> Array:
+        """ds/dc = E sigma, ds/da = c r_U E[t1 sigma'], ds/dq = c r_perp E[t2 sigma']."""
+        x, theta = self._check(x, theta)
+        c, ru, rp, s, e1, e2 = self._assemble(x, theta)
+        parts = [e1 * c * ru[:, None], e2 * c * rp[:, None]]
+        if self._c0:
+            parts.insert(0, s)
+        return np.stack(parts, axis=2)
+
+    def _vjp(self, v: Array, theta: Array, c, ru, rp, s, e1, e2) -> Array:
+        out = np.empty(theta.shape)
+        if self._c0:
+            out[:, 0] = v @ s
+        out[:, -2] = ((v * ru) @ e1) * c
+        out[:, -1] = ((v * rp) @ e2) * c
+        return out
+
+
 # --- the data law and its reduced quadrature -------------------------------------------------
 
 
@@ -506,6 +793,8 @@ class DataLaw:
     kind "gaussian": a mixture of centred ``GaussianClass``es (default one class N(0, I_d));
     ``labelled``: rows carry the class label as a last column (the target reads it);
     kind "sphere": uniform on the sphere |x| = radius (default sqrt(d)), unlabelled.
+    ``radial_u``: the law is also invariant under the rotations within U (every law here is)
+    and the reduced rows are (|x_U|, |x_perp| [, label]) (``TwoRadiiRidgeUnit``).
     """
 
     d: int
@@ -514,8 +803,12 @@ class DataLaw:
     classes: tuple[GaussianClass, ...] = (GaussianClass(),)
     labelled: bool = False
     radius: float | None = None
+    radial_u: bool = False
 
     def __post_init__(self) -> None:
+        if self.radial_u and not 1 <= self.k <= self.d - 2:
+            raise ValueError(f"data law: radial_u needs 1 <= k <= d - 2, got d = {self.d}, "
+                             f"k = {self.k}")
         if self.kind not in ("gaussian", "sphere"):
             raise ValueError(f"data law: kind must be 'gaussian' or 'sphere', got {self.kind!r}")
         if self.kind == "sphere" and (self.labelled or len(self.classes) != 1):
@@ -549,9 +842,12 @@ class DataLaw:
         return x
 
     def reduce(self, x: Array) -> Array:
-        """Rows x (M, d [+ 1]) -> x_red = (x_U, |x_perp| [, label]) (M, k + 1 [+ 1])."""
+        """Rows x (M, d [+ 1]) -> x_red = (x_U, |x_perp| [, label]) (M, k + 1 [+ 1]);
+        ``radial_u``: (|x_U|, |x_perp| [, label]) (M, 2 [+ 1])."""
         x = np.asarray(x, dtype=float)
-        cols = [x[:, :self.k], np.linalg.norm(x[:, self.k:self.d], axis=1)[:, None]]
+        u = (np.linalg.norm(x[:, :self.k], axis=1)[:, None] if self.radial_u
+             else x[:, :self.k])
+        cols = [u, np.linalg.norm(x[:, self.k:self.d], axis=1)[:, None]]
         if self.labelled:
             cols.append(x[:, self.d:])
         return np.hstack(cols)
@@ -590,10 +886,32 @@ def reduced_quadrature(law: DataLaw, nodes_u: int = 40, nodes_r: int = 40,
     s = |x_U|^2 / R^2 by Gauss-Jacobi of (1 - s)^((d-4)/2) on [0, 1] times 2 nodes_u
     equispaced angles; r = sqrt(R^2 - |x_U|^2). ``extra`` rows (reduced points, e.g. of a
     test set) are appended with weight 0: f comes free there, no integral changes.
+    ``law.radial_u``: rows (r_U, r_perp [, y]); Gaussian classes: r_U ~ scale_u chi_k by the
+    nodes_u-node generalised Gauss-Laguerre rule of r_U^2 / 2 (weight g^(k/2 - 1) e^-g) times
+    r_perp's rule; sphere: s = r_U^2 / R^2 ~ Beta(k/2, (d-k)/2) by nodes_u-node Gauss-Jacobi,
+    r_perp = R sqrt(1 - s).
     """
     k, m = law.k, law.m
     rows, weights = [], []
-    if law.kind == "sphere":
+    if law.radial_u and law.kind == "sphere":
+        z, w = roots_jacobi(nodes_u, 0.5 * m - 1.0, 0.5 * k - 1.0)
+        s = 0.5 * (1.0 + z)
+        R = law.radius
+        rows.append(np.column_stack([R * np.sqrt(s), R * np.sqrt(np.maximum(1.0 - s, 0.0))]))
+        weights.append(w / w.sum())
+    elif law.radial_u:
+        g, wg = _laguerre_rule(nodes_r, 0.5 * m - 1.0)
+        r0, wr = np.sqrt(2.0 * g), wg / wg.sum()
+        gu, wgu = _laguerre_rule(nodes_u, 0.5 * k - 1.0)
+        u0, wu = np.sqrt(2.0 * gu), wgu / wgu.sum()
+        for cls in law.classes:
+            pts = np.column_stack([np.repeat(cls.scale_u * u0, r0.size),
+                                   np.tile(cls.scale_perp * r0, u0.size)])
+            if law.labelled:
+                pts = np.column_stack([pts, np.full(len(pts), cls.label)])
+            rows.append(pts)
+            weights.append(cls.probability * np.outer(wu, wr).ravel())
+    elif law.kind == "sphere":
         R = law.radius
         if k == 0:
             pts, w = np.array([[R]]), np.ones(1)
@@ -636,7 +954,11 @@ def reduced_quadrature(law: DataLaw, nodes_u: int = 40, nodes_r: int = 40,
     return DataQuadrature(
         name="reduced_" + law.kind, points=points, weights=weights / weights.sum(),
         sampler=partial(_sample_reduced, law),
-        exact_degree=(f"polynomials of degree <= {2 * nodes_u - 1} per axis of U and in r^2 of "
+        exact_degree=(f"polynomials in r_U^2 of degree <= {2 * nodes_u - 1} and in r_perp^2 of "
+                      f"degree <= {2 * nodes_r - 1}" if law.radial_u and law.kind == "gaussian"
+                      else f"polynomials in r_U^2 / R^2 of degree <= {2 * nodes_u - 1}"
+                      if law.radial_u else
+                      f"polynomials of degree <= {2 * nodes_u - 1} per axis of U and in r^2 of "
                       f"degree <= {2 * nodes_r - 1}" if law.kind == "gaussian" else
                       f"polynomials of degree <= {2 * nodes_u - 1} in u = x_U / R"))
 
@@ -649,7 +971,8 @@ class LiftedGaussian(density.Density):
     """rho_0 invariant under the rotations fixing U: c ~ N(c_mean, c_std^2) (free output only),
     a ~ N(a_mean, diag(a_std^2)) in U, w_perp ~ N(0, w_std^2 I_m). Reduced: theta_red =
     (c, a, q) with q = w_std chi_m (this Density); ``full()`` is the Gaussian in R^(1+d) (or
-    R^d) whose reduction it is (particles draw from it)."""
+    R^d) whose reduction it is (particles draw from it). ``radial_u`` (a_mean = 0, one a_std):
+    theta_red = (c, a, q) with a = |P_U w| = a_std chi_k, q = w_std chi_m independent."""
 
     d: int
     k: int
@@ -660,6 +983,7 @@ class LiftedGaussian(density.Density):
     c_mean: float = 0.0
     c_std: float = 1.0
     symmetric: bool = False
+    radial_u: bool = False
 
     def __post_init__(self) -> None:
         k = self.k
@@ -667,6 +991,10 @@ class LiftedGaussian(density.Density):
         a_std = np.broadcast_to(np.asarray(self.a_std, float), (k,)).copy()
         if np.any(a_std <= 0) or not self.w_std > 0 or not self.c_std > 0:
             raise ValueError("initial: standard deviations must be > 0")
+        if self.radial_u and (np.any(a_mean != 0) or np.ptp(a_std) > 0 or self.symmetric
+                              or not 1 <= k <= self.d - 2):
+            raise ValueError("initial: radial_u needs a_mean = 0, one a_std, not symmetric "
+                             "and 1 <= k <= d - 2")
         object.__setattr__(self, "a_mean", a_mean)
         object.__setattr__(self, "a_std", a_std)
 
@@ -676,18 +1004,29 @@ class LiftedGaussian(density.Density):
 
     @property
     def dim(self) -> int:
-        return int(self.free_output) + self.k + 1
+        return int(self.free_output) + (1 if self.radial_u else self.k) + 1
 
-    def _flat(self) -> tuple[Array, Array]:
-        mean = np.concatenate([[self.c_mean] if self.free_output else [], self.a_mean])
-        std = np.concatenate([[self.c_std] if self.free_output else [], self.a_std])
+    def _flat(self, reduced: bool = True) -> tuple[Array, Array]:
+        """Means and stds of the Gaussian coordinates: c [and a unless radial_u, reduced]."""
+        u = not (self.radial_u and reduced)
+        mean = np.concatenate([[self.c_mean] if self.free_output else [],
+                               self.a_mean if u else []])
+        std = np.concatenate([[self.c_std] if self.free_output else [], self.a_std if u else []])
         return mean, std
+
+    def _radii(self, theta: Array) -> Array:
+        """The density of the radii columns (a, q) of radial_u rows."""
+        sa = self.a_std[0]
+        return (chi.pdf(theta[:, -2] / sa, self.k) / sa
+                * chi.pdf(theta[:, -1] / self.w_std, self.m) / self.w_std)
 
     def pdf(self, theta: Array) -> Array:
         """The density of (c, a, q); ``symmetric``: of (c, a, +-q), even in q, half the
         weight on each side (the PDE on q in [-q_max, q_max] has no wall at q = 0)."""
         theta = np.asarray(theta, float)
         mean, std = self._flat()
+        if self.radial_u:
+            return np.prod(norm.pdf(theta[:, :-2], mean, std), axis=1) * self._radii(theta)
         flat = np.prod(norm.pdf(theta[:, :-1], mean, std), axis=1)
         q = theta[:, -1]
         if self.symmetric:
@@ -697,6 +1036,8 @@ class LiftedGaussian(density.Density):
     def sample(self, rng: np.random.Generator, n: int) -> Array:
         mean, std = self._flat()
         flat = mean + std * rng.standard_normal((n, mean.size))
+        if self.radial_u:
+            flat = np.column_stack([flat, self.a_std[0] * np.sqrt(rng.chisquare(self.k, n))])
         q = self.w_std * np.sqrt(rng.chisquare(self.m, n))
         if self.symmetric:
             q *= rng.choice([-1.0, 1.0], n)
@@ -710,6 +1051,11 @@ class LiftedGaussian(density.Density):
     def _mass_in_box(self, box: Box) -> float:
         mean, std = self._flat()
         lo, hi = np.asarray(box.lower), np.asarray(box.upper)
+        if self.radial_u:
+            sa = self.a_std[0]
+            Fa = chi.cdf(np.array([max(lo[-2], 0.0), max(hi[-2], 0.0)]) / sa, self.k)
+            flat = np.prod(norm.cdf(hi[:-2], mean, std) - norm.cdf(lo[:-2], mean, std))
+            return float(flat * (Fa[1] - Fa[0]) * self._q_mass(lo[-1], hi[-1]))
         flat = np.prod(norm.cdf(hi[:-1], mean, std) - norm.cdf(lo[:-1], mean, std))
         if self.symmetric:
             q = 0.5 * (self._q_mass(lo[-1], hi[-1]) + self._q_mass(-hi[-1], -lo[-1]))
@@ -719,7 +1065,7 @@ class LiftedGaussian(density.Density):
 
     def full(self) -> density.Gaussian:
         """The Gaussian of (c, w) in R^(1+d) (w alone with a fixed output)."""
-        mean, std = self._flat()
+        mean, std = self._flat(reduced=False)
         return density.Gaussian(np.concatenate([mean, np.zeros(self.m)]),
                                 np.concatenate([std, np.full(self.m, self.w_std)]))
 
@@ -770,10 +1116,14 @@ class Reduction:
     test: slice = field(default_factory=lambda: slice(0, 0))
 
     def reduce_params(self, theta: Array) -> Array:
-        """Full parameters (N, [1 +] d) -> (c, a, q) rows (N, [1 +] k + 1)."""
+        """Full parameters (N, [1 +] d) -> (c, a, q) rows (N, [1 +] k + 1); radial_u:
+        (c, |P_U w|, |w_perp|) rows (N, [1 +] 2)."""
         theta = np.asarray(theta, float)
         c0 = int(self.unit.output_weight is None)
         k = self.law.k
+        if self.law.radial_u:
+            return np.column_stack([theta[:, :c0], np.linalg.norm(theta[:, c0:c0 + k], axis=1),
+                                    np.linalg.norm(theta[:, c0 + k:], axis=1)])
         return np.column_stack([theta[:, :c0 + k],
                                 np.linalg.norm(theta[:, c0 + k:], axis=1)])
 
@@ -787,7 +1137,8 @@ def ridge_problem(activation: str | units.Activation, d: int, k: int, *,
                   nodes_u: int = 40, nodes_r: int = 40, test_points: int = 2000,
                   seed: int = 0, t_final: float = 1.0, lam: float = 0.0,
                   full_bound: float = 50.0, tol: float = 1e-13, memo_bytes: int = 0,
-                  name: str = "ridge") -> Reduction:
+                  radial_u: bool = False, nodes: int | None = None,
+                  table_step: float | None = 0.05, name: str = "ridge") -> Reduction:
     """A ridge network c sigma(w . x) on a rotation-invariant law (invariant subspace U of
     dimension k), as a reduced Problem on theta_red = (c, a, q) in [-c_max, c_max] x
     [-a_max, a_max]^k x [0, q_max] and the full Problem on (c, w) in R^(1+d).
@@ -806,37 +1157,61 @@ def ridge_problem(activation: str | units.Activation, d: int, k: int, *,
     memo_bytes: the reduced unit keeps its values at (x, theta) pairs met before up to this
     size (``ReducedRidgeUnit``; 0 by default: the PDE keeps the unit values of its fixed
     points, test points and second moments included, itself).
+    radial_u: the law is also invariant under the rotations within U (it must say so,
+    ``DataLaw.radial_u``): theta_red = (c, |P_U w|, |w_perp|) in [-c_max, c_max] x
+    [0, a_max] x [0, q_max] (``TwoRadiiRidgeUnit``, both walls no-flux by symmetry),
+    data rows (|x_U|, |x_perp| [, y]), a_mean = 0; expression targets read x0 = |x_U|,
+    x1 = |x_perp|. nodes: force the outer rule's nodes per piece (radial_u only).
+    table_step: radial_u: the unit interpolates its (alpha, beta) table
+    (``TwoRadiiRidgeUnit``) on [0, a_max max r_U] x [0, q_max max r_perp] over the data rows;
+    None: the composite rule everywhere.
     """
-    law = law or DataLaw(d, k)
+    law = law or DataLaw(d, k, radial_u=radial_u)
     if (law.d, law.k) != (d, k):
         raise ValueError(f"ridge_problem: the data law has (d, k) = ({law.d}, {law.k}), "
                          f"expected ({d}, {k})")
+    if law.radial_u != radial_u:
+        raise ValueError(f"ridge_problem: radial_u = {radial_u} but the data law has "
+                         f"radial_u = {law.radial_u}")
+    if radial_u and (symmetric or a_min not in (None, 0.0)):
+        raise ValueError("ridge_problem: radial_u has a = |P_U w| >= 0 and q >= 0 (no "
+                         "symmetric extension, a_min = 0)")
     free = output == "free"
     c_fixed = None if free else float(output)
     w_std = 1.0 / np.sqrt(d) if w_std is None else float(w_std)
     initial = LiftedGaussian(d, k, free, a_mean, np.full(k, w_std), w_std, c_mean, c_std,
-                             symmetric)
+                             symmetric, radial_u)
 
     rng = np.random.default_rng(seed)
     full_points = law.sample(rng, test_points)
     base = reduced_quadrature(law, nodes_u, nodes_r)
     data = reduced_quadrature(law, nodes_u, nodes_r, extra=law.reduce(full_points))
-    unit = ReducedRidgeUnit(d, k, activation, c_fixed, tol=tol, memo_bytes=memo_bytes)
+    if radial_u:
+        top = data.points[:, :2].max(axis=0) * np.array([a_max, q_max])
+        unit = TwoRadiiRidgeUnit(d, k, activation, c_fixed, tol=tol, nodes=nodes,
+                                 memo_bytes=memo_bytes,
+                                 table=None if table_step is None else tuple(top),
+                                 table_step=0.05 if table_step is None else table_step)
+    else:
+        unit = ReducedRidgeUnit(d, k, activation, c_fixed, tol=tol, memo_bytes=memo_bytes)
 
     labelled = law.labelled
     if isinstance(target, str) and target == "label":
         if not labelled:
             raise ValueError("ridge_problem: target 'label' needs a labelled data law")
-        red_target = targets.ExpressionTarget(f"x{k + 1}", k + 2)
+        col = 2 if radial_u else k + 1
+        red_target = targets.ExpressionTarget(f"x{col}", col + 1)
         full_target = targets.ExpressionTarget(f"x{d}", d + 1)
     else:
         red_target = (targets.ExpressionTarget(target, data.dim) if isinstance(target, str)
                       else target)
         full_target = LiftedTarget(law, red_target)
 
-    lower = [*([-c_max] if free else []), *([-a_max if a_min is None else a_min] * k),
+    ka = 1 if radial_u else k
+    lower = [*([-c_max] if free else []),
+             *([0.0 if radial_u else -a_max if a_min is None else a_min] * ka),
              -q_max if symmetric else 0.0]
-    upper = [*([c_max] if free else []), *([a_max] * k), q_max]
+    upper = [*([c_max] if free else []), *([a_max] * ka), q_max]
     reduced = Problem(unit, data, red_target, Box(tuple(lower), tuple(upper)), initial,
                       lam=lam, t_final=t_final, name=f"{name}-reduced")
 
