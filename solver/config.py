@@ -24,6 +24,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from solver import config_checks as checks
 from solver.checkpoint_file import load_cell_density
 from solver.config_reference import explain, reference_markdown
@@ -77,7 +79,11 @@ def _unit(kind: str, v: dict[str, Any]) -> units.Unit:
         return units.CircleBumpUnit(v["width"], v["amplitude"])
     if kind == "neuron":
         return units.NeuronUnit(v["dim"], v["activation"], output_weight=v["output_weight"])
+    if kind == "reduced_ridge" and v["radial_u"]:
+        return reduction.TwoRadiiRidgeUnit(v["dim"], v["k"], v["activation"], v["output_weight"])
     if kind == "reduced_ridge":
+        if v["table_step"] != 0.05:
+            raise ConfigError("unit.table_step: only with radial_u = true")
         return reduction.ReducedRidgeUnit(v["dim"], v["k"], v["activation"], v["output_weight"])
     return units.FixedOutputNeuron(v["dim"], v["activation"], bias=v["bias"])
 
@@ -119,11 +125,12 @@ def _reduced_noiseless(unit: units.Unit, beta: float) -> None:
 
 def _reduced_data(v: dict[str, Any], unit: units.Unit | None) -> quadrature.DataQuadrature:
     unit = _reduced_unit(unit, 'data.kind: "reduced"')
+    radial = isinstance(unit, reduction.TwoRadiiRidgeUnit)
     if v["law"] == "sphere":
-        law = reduction.DataLaw(unit.d, unit.k, "sphere", radius=v["radius"])
+        law = reduction.DataLaw(unit.d, unit.k, "sphere", radius=v["radius"], radial_u=radial)
     else:
         law = reduction.DataLaw(unit.d, unit.k, classes=(reduction.GaussianClass(
-            1.0, 0.0, v["scale_u"], v["scale_perp"]),))
+            1.0, 0.0, v["scale_u"], v["scale_perp"]),), radial_u=radial)
     return reduction.reduced_quadrature(law, v["nodes_u"], v.get("nodes_r", 40))
 
 
@@ -155,6 +162,9 @@ def _domain(kind: str, v: dict[str, Any], unit: units.Unit) -> Domain:
             kind != "box" or domain.lower[-1] < 0):
         raise ConfigError(f"domain.lower: unit 'reduced_ridge' needs a box with q = |w_perp| "
                           f">= 0 (last lower bound 0), got the {domain.describe()}")
+    if isinstance(unit, reduction.TwoRadiiRidgeUnit) and domain.lower[-2] < 0:
+        raise ConfigError(f"domain.lower: unit 'reduced_ridge' with radial_u needs a = |P_U w| "
+                          f">= 0 (lower bounds of a and q 0), got the {domain.describe()}")
     return domain
 
 
@@ -170,12 +180,17 @@ def _initial(kind: str, v: dict[str, Any], dim: int, base: Path,
             raise ConfigError(str(err)) from err
     if kind == "lifted_gaussian":
         red = _reduced_unit(unit, 'initial.kind: "lifted_gaussian"')
+        radial = isinstance(red, reduction.TwoRadiiRidgeUnit)
         a_mean = [0.0] * red.k if v["a_mean"] is None else v["a_mean"]
         if len(a_mean) != red.k:
             raise ConfigError(f"initial.a_mean: got {a_mean}; expected k = {red.k} numbers")
+        if radial and any(a_mean):
+            raise ConfigError(f"initial.a_mean: got {a_mean}; radial_u needs P_U w centred "
+                              f"(zeros)")
         w_std = red.d ** -0.5 if v["w_std"] is None else v["w_std"]
         return reduction.LiftedGaussian(red.d, red.k, red.output_weight is None, a_mean,
-                                        [w_std] * red.k, w_std, v["c_mean"], v["c_std"])
+                                        [w_std] * red.k, w_std, v["c_mean"], v["c_std"],
+                                        radial_u=radial)
     if kind == "uniform_sphere":
         return density.UniformSphere(dim)
     if kind == "von_mises_fisher":
@@ -310,6 +325,13 @@ def parse(raw: dict[str, Any], base: Path = Path(".")) -> RunConfig:
         pde = r.build("", lambda: _pde(read["pde"][1], set(s.tables["pde"]), domain, base))
     if None in (scalars, target, domain, initial):
         r.raise_any()
+    if isinstance(unit, reduction.TwoRadiiRidgeUnit) and unit_read[1]["table_step"] > 0:
+        # the (alpha, beta) = (a |x_U|, q |x_perp|) the data and the box can meet
+        top = np.abs(data.points[:, :2]).max(axis=0) * np.abs(
+            np.array([domain.lower[-2:], domain.upper[-2:]])).max(axis=0)
+        if top.min() > 0:
+            unit.table = tuple(float(v) for v in top)
+            unit.table_step = unit_read[1]["table_step"]
     t_final, beta, lam = (scalars[1][key] for key in ("t_final", "beta", "lambda"))
     loss = r.build("", lambda: _loss(scalars[1], target, data))
     r.build("", lambda: _reduced_noiseless(unit, beta))

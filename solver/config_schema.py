@@ -136,13 +136,24 @@ UNIT = {s.kind: s for s in (
             "t ~ (1 - t^2)^((d-k-3)/2) (solver/model/reduction.py); with [data] kind = "
             '"reduced", [initial] kind = '
             '"lifted_gaussian" and a box with q in [0, q_max]. Particles of meanfield run move '
-            "in (c, a, q); the full-d particles: reduction.ridge_problem in Python.", (
+            "in (c, a, q); the full-d particles: reduction.ridge_problem in Python. With "
+            "radial_u (data also invariant under the rotations within U): theta = (c, a, q) "
+            "((a, q) with output_weight), a = |P_U w| >= 0, "
+            "data rows (|x_U|, |x_perp|), s = c E_{t1, t2}[sigma(a |x_U| t1 + q r t2)], t1 ~ "
+            "(1 - t1^2)^((k-3)/2) (TwoRadiiRidgeUnit, piecewise-linear activations), a box "
+            "with a, q >= 0.", (
         _dim(),
         Key("k", "an integer", "dimension of the invariant subspace U", 1,
-            check=lambda v: v in (0, 1, 2), allowed="0, 1 or 2 (and k < d)"),
+            check=lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 0,
+            allowed="0, 1 or 2 (and k < d); with radial_u 1 <= k <= d - 2"),
         _activation(),
         Key("output_weight", "a number", "fix c to this value", None, check=finite,
             allowed="a finite number", shown="free (c is a parameter)"),
+        Key("radial_u", "a boolean", "reduce P_U w to its norm too (theta = (c, a, q), "
+            "a = |P_U w|)", False),
+        Key("table_step", "a number", "radial_u: spacing near 0 of the unit's (alpha, beta) "
+            "spline table over the data and the box (0: the composite rule everywhere)", 0.05,
+            check=non_negative, allowed="a number >= 0"),
     ), theta=(("", "c, a_1..a_k, q"), ("output_weight", "a_1..a_k, q"))),
 )}
 

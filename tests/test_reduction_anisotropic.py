@@ -242,3 +242,40 @@ def test_anisotropic_gaussians_example_small(tmp_path):
     for n, scale in s["ks_scale"].items():
         assert s["ks_distance"][n]["t=0"]["a"] < 2 * scale
         assert s["ks_distance"][n]["t=0"]["q"] < 2 * scale
+
+
+def _toml(**unit):
+    return {"name": "red2", "problem": {"t_final": 1.0},
+            "unit": {"kind": "reduced_ridge", "dim": 9, "k": 3, "activation": "relu",
+                     "output_weight": 1.0, "radial_u": True, **unit},
+            "data": {"kind": "reduced", "nodes_u": 5, "nodes_r": 6, "scale_u": 1.5},
+            "target": {"kind": "expression", "expression": "x0 - x1"},
+            "domain": {"kind": "box", "lower": [0.0, 0.0], "upper": [2.5, 2.0]},
+            "initial": {"kind": "lifted_gaussian", "w_std": 0.3}}
+
+
+def test_toml_builds_the_radial_u_problem_of_ridge_problem():
+    from solver.config import ConfigError, parse
+
+    law = reduction.DataLaw(9, 3, classes=(reduction.GaussianClass(1.0, 0.0, 1.5, 1.0),),
+                            radial_u=True)
+    red = reduction.ridge_problem("relu", 9, 3, law=law, target="x0 - x1", output=1.0,
+                                  w_std=0.3, a_max=2.5, q_max=2.0, nodes_u=5, nodes_r=6,
+                                  test_points=3, radial_u=True, table_step=None)
+    p, q = parse(_toml(table_step=0.0)).problem, red.reduced
+    assert p.unit.param_names == q.unit.param_names == ("a", "q")
+    assert p.unit.table is None
+    np.testing.assert_array_equal(p.data.points, q.data.points[:p.data.size])
+    np.testing.assert_allclose(p.data.weights, q.data.weights[:p.data.size], rtol=1e-14)
+    theta = np.array([[0.3, 0.9], [1.0, 0.2]])
+    np.testing.assert_array_equal(p.initial.pdf(theta), q.initial.pdf(theta))
+    np.testing.assert_array_equal(p.unit.values(p.data.points, theta),
+                                  q.unit.values(p.data.points, theta))
+    tabled = parse(_toml()).problem
+    np.testing.assert_allclose(tabled.unit.table, p.data.points[:, :2].max(axis=0) * [2.5, 2.0])
+    with pytest.raises(ConfigError, match="a = \\|P_U w\\| >= 0"):
+        raw = _toml()
+        raw["domain"] = {"kind": "box", "lower": [-1.0, 0.0], "upper": [2.5, 2.0]}
+        parse(raw)
+    with pytest.raises(ConfigError, match="only with radial_u"):
+        parse(_toml(radial_u=False, k=1, table_step=0.1))
