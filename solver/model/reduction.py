@@ -40,6 +40,18 @@ What this module builds:
   reduced density (q = w_std chi_m) and as the full Gaussian in R^(1+d) for particles;
 - ``ridge_problem``: the reduced Problem and the full-d Problem of one setting, and the
   maps between them (``Reduction``).
+
+Two radii (``radial_u``). When the law is also invariant under the rotations within U (every
+centred Gaussian class here is; MMN's centred anisotropic Gaussians), an invariant rho
+reduces further to theta_red = (c, a, q) with a = |P_U w| >= 0, the data to x_red = (r_U,
+r_perp) = (|x_U|, |x_perp|), and
+
+    s_red(r_U, r_perp; c, a, q) = c E_{t1 ~ p_k, t2 ~ p_(d-k)}[sigma(a r_U t1 + q r_perp t2)]
+
+(``TwoRadiiRidgeUnit``, piecewise-linear sigma; any 1 <= k <= d - 2). s_red is even in a and
+in q, so dPsi_red/da = 0 at a = 0 and dPsi_red/dq = 0 at q = 0: both walls of the box
+[0, a_max] x [0, q_max] are no-flux by symmetry. ``DataLaw(radial_u=True)``: r_U ~ scale_u
+chi_k by generalised Gauss-Laguerre; ``LiftedGaussian(radial_u=True)``: a = a_std chi_k.
 """
 
 from __future__ import annotations
