@@ -334,7 +334,7 @@ def analyse(lat: SawtoothLattice, study: Study, lim: Limit, ens: Ensemble,
     a, lo, hi = hm.alpha_band(widths, sq, fit, counts)
     res["alpha"] = {"value": a.tolist(), "lo": lo.tolist(), "hi": hi.tolist()}
     big = widths >= 64
-    if big.sum() >= 2:
+    if big.sum() >= 2 and study.fit_min < 64:
         a, lo, hi = hm.alpha_band(widths, sq, big, counts)
         res["alpha_ge64"] = {"value": a.tolist(), "lo": lo.tolist(), "hi": hi.tolist()}
     res["local_alpha"] = local_exponents(widths, np.sqrt(g2), np.ones_like(g2, bool)).tolist()
@@ -382,7 +382,7 @@ def _band(v: dict, j: int) -> str:
 
 def table(res: dict) -> str:
     t, W = res["times"], res["widths"]
-    has64 = "alpha_ge64" in res
+    has64 = "alpha_ge64" in res and res["fit_min"] < 64
     lines = [f"| t | alpha (widths >= {res['fit_min']}) | " + ("alpha (>= 64) | " if has64 else "")
              + "limit loss | MC | smallest gap / budget |",
              "|---|---|" + ("---|" if has64 else "") + "---|---|---|"]
@@ -433,7 +433,7 @@ def figure(res: dict, path) -> None:
     colours = plt.get_cmap(CMAP)(np.linspace(0, 0.9, len(W)))
     fig, ax = plt.subplots(1, 4, figsize=(18, 4.2))
     for key, label in (("alpha", f"widths >= {res['fit_min']}"), ("alpha_ge64", "widths >= 64")):
-        if key in res:
+        if key in res and not (key == "alpha_ge64" and res["fit_min"] >= 64):
             band = res[key]
             line, = ax[0].plot(t, band["value"], marker="o", ms=3, label=label)
             ax[0].fill_between(t, band["lo"], band["hi"], alpha=0.25, color=line.get_color())
