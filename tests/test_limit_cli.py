@@ -89,3 +89,28 @@ def test_limit_needs_its_section(tmp_path, capsys):
     config.write_text(dump_toml({**raw, "output": str(tmp_path / "run")}))
     assert main(["limit", str(config)]) == ConfigError.exit_code
     assert "[limit]: missing section" in capsys.readouterr().err
+
+
+def test_limit_stops_when_preempted_and_keeps_its_scrambles(tmp_path, monkeypatch):
+    """SIGTERM during the first scramble: the run stops before the next (exit 75) with that
+    scramble kept; the same command again finishes with the other seven."""
+    import solver.reference.rqmc as rqmc
+    from solver import preemption
+    from solver.errors import Preempted
+
+    config = write_config(tmp_path)
+    real = rqmc.lagrangian_flow
+    calls = []
+
+    def signalled(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 1:
+            preemption.request()
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(rqmc, "lagrangian_flow", signalled)
+    assert main(["limit", str(config), "--no-progress"]) == Preempted.exit_code
+    kept = list((tmp_path / "run" / "limit" / "scrambles").iterdir())
+    assert len(kept) == 1 and not (tmp_path / "run" / "limit" / "summary.json").exists()
+    assert main(["limit", str(config), "--no-progress"]) == 0
+    assert len(calls) == 8

@@ -5,7 +5,8 @@ half-width, the largest f_t error over the data, whether the last two levels agr
 ``f.npz`` (t, the data points, f_t and its error per point, every level's E per scramble),
 ``energy.png`` (E(t) with its error band, and the relative errors), ``summary.json``
 (written last: a run without it is unfinished) and ``scrambles/`` (one file per finished
-scramble: ``--resume``, or the same command again, runs only the missing ones).
+scramble: ``--resume``, or the same command again, runs only the missing ones). SIGTERM or
+SIGUSR1 stop it before the next round of scrambles (exit 75, ``Preempted``).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from solver import preemption
 from solver.io import RunDirectory
 from solver.reference.rqmc import RQMCLadder, rqmc_estimate
 
@@ -34,9 +36,11 @@ def run_limit(cfg: RunConfig, run_dir: RunDirectory, comm: MPI.Comm) -> dict:
     levels = []
     for nodes in settings.nodes:
         level_start = time.perf_counter()
-        levels.append(rqmc_estimate(problem, times, nodes, settings.scrambles,
-                                    rtol=settings.rtol, comm=comm,
-                                    store=run_dir.path / "limit" / "scrambles"))
+        levels.append(rqmc_estimate(
+            problem, times, nodes, settings.scrambles, rtol=settings.rtol, comm=comm,
+            store=run_dir.path / "limit" / "scrambles",
+            poll=lambda: preemption.poll(comm, "the RQMC limit (its finished scrambles are "
+                                               "kept: run the same command again)")))
         if comm.rank == 0:
             est = levels[-1]
             print(f"limit: {nodes} nodes x {settings.scrambles} scrambles in "

@@ -31,7 +31,7 @@ other times, nodes or seeds is refused).
 from __future__ import annotations
 
 import io
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -107,10 +107,13 @@ def _scramble_run(problem: Problem, times: np.ndarray, nodes: int, seed: int, rt
 
 def rqmc_estimate(problem: Problem, times: Sequence[float], nodes: int, scrambles: int = 8,
                   entropy: int = 0, rtol: float = 1e-9, level: float = 0.9,
-                  comm=None, store: str | Path | None = None) -> RQMCEstimate:
+                  comm=None, store: str | Path | None = None,
+                  poll: Callable[[], None] | None = None) -> RQMCEstimate:
     """S = ``scrambles`` >= 2 independent RQMC runs of ``nodes`` nodes (DOP853, rtol;
-    scramble seeds from (entropy, nodes, s)); split over ``comm``'s ranks, gathered on all;
-    each kept in ``store`` when given (module docstring)."""
+    scramble seeds from (entropy, nodes, s)); split over ``comm``'s ranks in rounds of one
+    scramble per rank, gathered on all; each kept in ``store`` when given (module
+    docstring). ``poll`` is called by every rank before every round (it may be collective,
+    and may raise to stop, e.g. when pre-empted: the finished scrambles stay in the store)."""
     if scrambles < 2:
         raise ValueError(f"rqmc_estimate: scrambles must be >= 2 for an interval, got {scrambles}")
     times = np.asarray(times, dtype=float)
@@ -120,7 +123,12 @@ def rqmc_estimate(problem: Problem, times: Sequence[float], nodes: int, scramble
         store.mkdir(parents=True, exist_ok=True)
     mine, error = {}, None
     try:
-        for s in range(rank, scrambles, size):
+        for first in range(0, scrambles, size):
+            if poll is not None:
+                poll()
+            s = first + rank
+            if s >= scrambles:
+                continue
             seed = int(np.random.SeedSequence([entropy, nodes, s]).generate_state(1)[0])
             path = None if store is None else store / f"rqmc-{nodes}-{s}.npz"
             mine[s] = _scramble_run(problem, times, nodes, seed, rtol, path)
