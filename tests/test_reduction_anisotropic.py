@@ -279,3 +279,16 @@ def test_toml_builds_the_radial_u_problem_of_ridge_problem():
         parse(raw)
     with pytest.raises(ConfigError, match="only with radial_u"):
         parse(_toml(radial_u=False, k=1, table_step=0.1))
+
+
+def test_sphere_law_radial_u_rule():
+    """Uniform sphere |x| = R, radial_u: s = r_U^2 / R^2 ~ Beta(k/2, (d-k)/2) (mean k/d,
+    E s^2 = k (k + 2) / (d (d + 2))) and r_U^2 + r_perp^2 = R^2 at every node."""
+    law = reduction.DataLaw(9, 3, "sphere", radial_u=True)
+    data = reduction.reduced_quadrature(law, 8)
+    s = data.points[:, 0] ** 2 / 9.0
+    np.testing.assert_allclose(data.weights @ s, 3 / 9, rtol=1e-13)
+    np.testing.assert_allclose(data.weights @ s**2, 3 * 5 / (9 * 11), rtol=1e-13)
+    np.testing.assert_allclose(data.points[:, 0] ** 2 + data.points[:, 1] ** 2, 9.0, rtol=1e-13)
+    x = law.sample(np.random.default_rng(6), 4)
+    np.testing.assert_allclose(np.sum(law.reduce(x) ** 2, axis=1), 9.0, rtol=1e-13)
