@@ -497,6 +497,31 @@ class ReducedRidgeUnit(units.Unit):
         return f, lambda v: self._vjp(self._check_v(x, v), theta, *parts)
 
 
+class RadialRidgeUnit(ReducedRidgeUnit):
+    """MMN's isotropic reduction as the case k = 0 of ``ReducedRidgeUnit``, output weight 1,
+    sigma piecewise linear (default MMN's sigma*, knots (0.5, 1.5), values (-2.5, 7.5)):
+
+        s(xi; r) = E_u[sigma(r xi u)],   u the cosine between two independent uniform
+                                         directions of R^d (density ~ (1 - u^2)^((d-3)/2)),
+
+    theta = (r,) = |w|; data column 0 is xi = |x|, further columns (a label, say) are
+    ignored. Exact in closed form (incomplete beta functions), with ds/dr = 0 at r = 0 and
+    the full network's E s^2 for MC (``values_squared``)."""
+
+    def __init__(self, d: int, knots: object = units.MMN_KNOTS,
+                 values: object = units.MMN_VALUES) -> None:
+        if not (isinstance(d, int | np.integer) and d >= 2):
+            raise ValueError(f"unit 'radial_ridge': d must be an integer >= 2 (directions on "
+                             f"S^(d-1)), got {d!r}")
+        super().__init__(int(d), 0, units.piecewise_linear(knots, values, "radial_ridge_sigma"),
+                         1.0)
+        self.name = "radial_ridge"
+
+    @property
+    def param_names(self) -> tuple[str, ...]:
+        return ("r",)
+
+
 class TwoRadiiRidgeUnit(ReducedRidgeUnit):
     """The reduction when the data law is also invariant under the rotations within U
     (``radial_u``; centred Gaussian classes with scales along U and across it):

@@ -15,7 +15,7 @@ from functools import partial
 from numbers import Real
 
 import numpy as np
-from scipy.special import betainc, expit, gammaln
+from scipy.special import expit
 
 Array = np.ndarray
 
@@ -653,94 +653,14 @@ ACTIVATIONS["mmn_piecewise_linear"] = piecewise_linear(MMN_KNOTS, MMN_VALUES,
                                                        "mmn_piecewise_linear")
 
 
-class RadialRidgeUnit(Unit):
-    """The ridge unit sigma(<w, x>) in R^d averaged over directions, sigma piecewise linear:
+def __getattr__(name: str) -> object:
+    """``units.RadialRidgeUnit`` lives in ``solver.model.reduction`` (the case k = 0 of its
+    ReducedRidgeUnit; reduction imports this module, so the name is resolved on first use)."""
+    if name == "RadialRidgeUnit":
+        from solver.model.reduction import RadialRidgeUnit
 
-        s(xi; r) = E_u[sigma(r xi u)],   u = <e, e'>,  e, e' independent uniform on S^{d-1},
-
-    u having density p(u) = C (1 - u^2)^((d-3)/2) on [-1, 1], C = Gamma(d/2) / (sqrt(pi)
-    Gamma((d-1)/2)). theta = (r,) (r = |w|); data column 0 is xi = |x|, further columns (a
-    label, say) are ignored. With knots t_j, values v_j, slopes k_j, rho = r xi > 0 and
-    c_j = clip(t_j / rho, -1, 1), exactly:
-
-        s = v_1 F(c_1) + v_K (1 - F(c_K)) + sum_j [(v_j - k_j t_j)(F(c_{j+1}) - F(c_j))
-                                                   + k_j rho (G(c_{j+1}) - G(c_j))],
-        ds/dr = xi sum_j k_j (G(c_{j+1}) - G(c_j)),
-
-    F(c) = P(u <= c) = I_{(1+c)/2}((d-1)/2, (d-1)/2), G(c) = int_{-1}^c u p(u) du =
-    -C (1 - c^2)^((d-1)/2) / (d - 1); s is even in rho (u is symmetric), so ds/dr = 0 at r = 0.
-    """
-
-    def __init__(self, d: int, knots: object = MMN_KNOTS, values: object = MMN_VALUES) -> None:
-        d = _positive_int(d, "unit 'radial_ridge': d")
-        if d < 2:
-            raise ValueError(f"unit 'radial_ridge': d must be >= 2 (directions on S^(d-1)), "
-                             f"got {d}")
-        super().__init__("radial_ridge", 1, None)
-        self.d = d
-        self.knots, self.knot_values = _knots_and_values(knots, values, "unit 'radial_ridge'")
-        self.slopes = np.diff(self.knot_values) / np.diff(self.knots)
-        self._a = 0.5 * (d - 1)
-        self._c = float(np.exp(gammaln(0.5 * d) - gammaln(self._a)) / np.sqrt(np.pi))
-
-
-    @property
-    def param_names(self) -> tuple[str, ...]:
-        return ("r",)
-
-    def _cdf(self, c: Array) -> Array:
-        return betainc(self._a, self._a, 0.5 * (1.0 + c))
-
-    def _first_moment(self, c: Array) -> Array:
-        return -self._c * np.maximum(1.0 - c * c, 0.0) ** self._a / (self.d - 1)
-
-    def _cuts(self, rho: Array) -> Array:
-        """c_j = clip(t_j / |rho|, -1, 1), shape (K, ...); rho = 0 gives the limit +-1 (or 0)."""
-        scale = np.maximum(np.abs(rho), np.finfo(np.float64).tiny)
-        with np.errstate(over="ignore"):
-            return np.clip(self.knots.reshape(-1, *([1] * rho.ndim)) / scale, -1.0, 1.0)
-
-    def profile(self, rho: Array) -> tuple[Array, Array]:
-        """(g(rho), g'(rho)) with g(rho) = E_u[sigma(rho u)], elementwise."""
-        rho = np.asarray(rho, dtype=np.float64)
-        c = self._cuts(rho)
-        F, G = self._cdf(c), self._first_moment(c)
-        v, k, t = self.knot_values, self.slopes, self.knots
-        g = v[0] * F[0] + v[-1] * (1.0 - F[-1])
-        dg = np.zeros_like(rho)
-        for j in range(len(k)):
-            g += (v[j] - k[j] * t[j]) * (F[j + 1] - F[j])
-            dg += k[j] * (G[j + 1] - G[j])
-        g += np.abs(rho) * dg
-        return g, np.sign(rho) * dg
-
-    def values(self, x: Array, theta: Array) -> Array:
-        x, theta = self._check(x, theta)
-        return self.profile(np.outer(x[:, 0], theta[:, 0]))[0]
-
-    def gradients(self, x: Array, theta: Array) -> Array:
-        """ds/dr = xi g'(r xi)."""
-        x, theta = self._check(x, theta)
-        return (x[:, :1] * self.profile(np.outer(x[:, 0], theta[:, 0]))[1])[:, :, None]
-
-    def theta_vjp(self, x: Array, theta: Array, v: Array) -> Array:
-        x, theta = self._check(x, theta)
-        v = self._check_v(x, v)
-        return ((v * x[:, 0]) @ self.profile(np.outer(x[:, 0], theta[:, 0]))[1])[:, None]
-
-    fused_entries = 1
-
-    def output_and_vjp(self, x: Array, theta: Array,
-                       weights: Array) -> tuple[Array, Callable[[Array], Array]]:
-        """g and g' from one evaluation of the cuts; f = g W, vjp = (v xi)^T g'."""
-        x, theta = self._check(x, theta)
-        weights = self._check_weights(theta, weights)
-        g, dg = self.profile(np.outer(x[:, 0], theta[:, 0]))
-
-        def vjp(v: Array) -> Array:
-            return ((self._check_v(x, v) * x[:, 0]) @ dg)[:, None]
-
-        return g @ weights, vjp
+        return RadialRidgeUnit
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 class LabelledDataUnit(Unit):
