@@ -196,13 +196,7 @@ class ReducedRidgeUnit(units.Unit):
         if k not in (0, 1, 2) or not d - k >= 1:
             raise ValueError(f"unit 'reduced_ridge': k must be 0, 1 or 2 and d - k >= 1, got "
                              f"d = {d}, k = {k!r}")
-        if output_weight is not None and not np.isfinite(output_weight):
-            raise ValueError(f"unit 'reduced_ridge': output_weight must be finite or None, got "
-                             f"{output_weight!r}")
-        self.d, self.k = d, int(k)
-        self.activation = _as_activation(activation)
-        self.output_weight = None if output_weight is None else float(output_weight)
-        self._c0 = int(output_weight is None)
+        self._set_common(d, k, activation, output_weight)
         super().__init__("reduced_ridge", self._c0 + k + 1, None)
         self.law = BetaCosine(d - k)
         self.pieces = None if self.law.m == 1 else pieces_of(self.activation)
@@ -226,6 +220,17 @@ class ReducedRidgeUnit(units.Unit):
         self._memo_used = 0
 
     BIN0 = 0.25
+
+    def _set_common(self, d: int, k: int, activation: str | units.Activation,
+                    output_weight: float | None) -> None:
+        """d, k, sigma and the output weight (None: c is a parameter, the first)."""
+        if output_weight is not None and not np.isfinite(output_weight):
+            raise ValueError(f"unit 'reduced_ridge': output_weight must be finite or None, got "
+                             f"{output_weight!r}")
+        self.d, self.k = d, int(k)
+        self.activation = _as_activation(activation)
+        self.output_weight = None if output_weight is None else float(output_weight)
+        self._c0 = int(output_weight is None)
 
     @property
     def nodes(self) -> int:
@@ -567,13 +572,7 @@ class TwoRadiiRidgeUnit(ReducedRidgeUnit):
         if isinstance(k, bool) or not isinstance(k, int | np.integer) or not 1 <= k <= d - 2:
             raise ValueError(f"unit 'reduced_ridge' (radial_u): k must be an integer with "
                              f"1 <= k <= d - 2, got d = {d}, k = {k!r}")
-        if output_weight is not None and not np.isfinite(output_weight):
-            raise ValueError(f"unit 'reduced_ridge': output_weight must be finite or None, got "
-                             f"{output_weight!r}")
-        self.d, self.k = d, int(k)
-        self.activation = _as_activation(activation)
-        self.output_weight = None if output_weight is None else float(output_weight)
-        self._c0 = int(output_weight is None)
+        self._set_common(d, k, activation, output_weight)
         units.Unit.__init__(self, "reduced_ridge", self._c0 + 2, None)
         self.law = BetaCosine(d - self.k)
         self.law_u = BetaCosine(self.k)
