@@ -88,7 +88,8 @@ def gallery(run_dir, size: ex.Size, rows: list[dict], runs: dict, slopes: dict) 
                 title="cost vs d (log-log, least-squares slopes)")
     axes[2].loglog(dims, [r["gap"] for r in rows], "o-", label="||f_n - f_t|| at t_f")
     axes[2].loglog(dims, [r["gap_expected"] for r in rows], "k--", label="sqrt(MC(t_f) / n)")
-    axes[2].set(xlabel="d", ylabel="gap at the test points", title="the same flow in every d")
+    axes[2].set(xlabel="d", ylabel="gap at the test points",
+                title="gap at t_f against sqrt(MC/n)")
     for ax in axes:
         ax.legend(fontsize=7)
     _common.save_figure(
