@@ -253,6 +253,12 @@ def rqmc_exact() -> None:
               + ", ".join(f"{a:.2e}" for a in actual) + "; reported: "
               + ", ".join(f"{r:.2e}" for r in reported)
               + f"; covered: {bool(np.all(actual <= reported))}", flush=True)
+        for level in ladder.levels:
+            print(f"  {level.nodes:6d} nodes: relative error of E "
+                  + ", ".join(f"{a:.2e}" for a in np.abs(level.energy_mean / exact - 1)[1:])
+                  + "; 90 % half-width "
+                  + ", ".join(f"{h:.2e}" for h in (level.energy_half_width / exact)[1:]),
+                  flush=True)
 
 
 def sensitivity() -> None:
