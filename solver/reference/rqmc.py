@@ -30,7 +30,6 @@ other times, nodes or seeds is refused).
 
 from __future__ import annotations
 
-import io
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,7 +37,7 @@ from pathlib import Path
 import numpy as np
 from scipy.stats import t as student_t
 
-from solver.io import write_bytes_atomic
+from solver.io import RunDirectory
 from solver.model.problem import Problem
 from solver.reference.lagrangian import lagrangian_flow
 
@@ -99,9 +98,8 @@ def _scramble_run(problem: Problem, times: np.ndarray, nodes: int, seed: int, rt
                           rtol=rtol, atol=rtol * 1e-2, scramble=seed,
                           energy_rise_tol=ENERGY_RISE_TOL)
     if path is not None:
-        buffer = io.BytesIO()
-        np.savez(buffer, nodes=nodes, seed=seed, times=times, energy=run.energy, f=run.f)
-        write_bytes_atomic(path, buffer.getvalue())
+        RunDirectory(path.parent).write_npz(path.name, nodes=nodes, seed=seed, times=times,
+                                            energy=run.energy, f=run.f)
     return run.energy, run.f
 
 
